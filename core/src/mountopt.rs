@@ -1,0 +1,1 @@
+//! fstab-style mount options and `/proc/self/mountinfo` parsing.

@@ -1,0 +1,1 @@
+//! `plan_create`: the plan for an OCI `create` (and, through the start barrier, `start`).

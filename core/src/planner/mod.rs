@@ -1,0 +1,3 @@
+//! Planners: pure functions from a request and host facts to a [`crate::plan::Plan`].
+
+pub mod create;

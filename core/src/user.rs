@@ -1,0 +1,1 @@
+//! `/etc/passwd` and `/etc/group` parsing (names inside a rootfs to ids).
