@@ -207,6 +207,7 @@ impl Config {
 
 /// Options of `create`/`run` that are not in config.json.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CreateOptions {
     /// `--no-pivot`: chroot instead of pivot_root.
     pub no_pivot: bool,

@@ -21,8 +21,8 @@ pub struct ExecError<E: std::error::Error + 'static> {
     pub index: usize,
     /// The failing step's text.
     pub text: String,
-    /// The failing step.
-    pub step: Step,
+    /// The failing step (boxed: errors travel by value and a step is large).
+    pub step: Box<Step>,
     /// Why it failed.
     #[source]
     pub source: E,
@@ -53,7 +53,7 @@ pub fn execute_range<B: Backend>(
             return Err(ExecError {
                 index,
                 text: plan.step_text(step),
-                step: step.clone(),
+                step: Box::new(step.clone()),
                 source,
                 rollback,
             });

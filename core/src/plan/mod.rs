@@ -554,9 +554,7 @@ pub fn undo(step: &Step) -> Option<Step> {
             path: Location::Host(path.clone()),
         },
         Op::Spawn { pid, .. } => Op::Kill { pid: *pid },
-        Op::MkdirAll { made, .. } | Op::MkMountPoint { made, .. } => {
-            Op::RemoveMade { made: *made }
-        }
+        Op::MkdirAll { made, .. } | Op::MkMountPoint { made, .. } => Op::RemoveMade { made: *made },
         Op::CgroupCreate { made, .. } => Op::RemoveMade { made: *made },
         Op::CgroupEnable { cgroup, made, .. } => Op::CgroupDisable {
             cgroup: cgroup.clone(),
@@ -726,9 +724,17 @@ impl Plan {
                             index: r.index(),
                         });
                     }
-                    Some(None) => return Err(CheckError::UnboundRef { step: i, name: name() }),
+                    Some(None) => {
+                        return Err(CheckError::UnboundRef {
+                            step: i,
+                            name: name(),
+                        });
+                    }
                     Some(Some(k)) if *k != kind(r) => {
-                        return Err(CheckError::KindMismatch { step: i, name: name() });
+                        return Err(CheckError::KindMismatch {
+                            step: i,
+                            name: name(),
+                        });
                     }
                     Some(Some(_)) => {}
                 }
@@ -768,8 +774,7 @@ impl Plan {
                 }
                 Op::Wait(p) => {
                     let prev = i.checked_sub(1).and_then(|j| self.steps.get(j));
-                    let ok =
-                        prev.is_some_and(|n| n.op == Op::Signal(*p) && n.actor != step.actor);
+                    let ok = prev.is_some_and(|n| n.op == Op::Signal(*p) && n.actor != step.actor);
                     if !ok {
                         return Err(CheckError::UnmatchedWait { step: i, point: *p });
                     }
@@ -808,7 +813,14 @@ impl Plan {
 
     /// Renders one step the way [`Plan`]'s `Display` does, without its number.
     pub fn step_text(&self, step: &Step) -> String {
-        format!("{} {}", step.actor, OpText { plan: self, op: &step.op })
+        format!(
+            "{} {}",
+            step.actor,
+            OpText {
+                plan: self,
+                op: &step.op
+            }
+        )
     }
 }
 
@@ -831,10 +843,7 @@ fn join_ids(ids: &[u32]) -> String {
     if ids.is_empty() {
         return "none".to_owned();
     }
-    ids.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
 fn quote_words(words: &[String]) -> String {
@@ -1094,11 +1103,7 @@ impl fmt::Display for OpText<'_> {
                     LinkKind::Veth {
                         peer_name,
                         peer_netns,
-                    } => write!(
-                        f,
-                        " type veth peer {peer_name} netns {}",
-                        netns(peer_netns)
-                    )?,
+                    } => write!(f, " type veth peer {peer_name} netns {}", netns(peer_netns))?,
                 }
                 if let Some(m) = spec.mtu {
                     write!(f, " mtu {m}")?;
@@ -1153,13 +1158,23 @@ impl fmt::Display for OpText<'_> {
                 dst,
                 gateway,
                 dev,
-            } => write!(f, "ip -n {} route add {}", netns(n), route(dst, gateway, dev)),
+            } => write!(
+                f,
+                "ip -n {} route add {}",
+                netns(n),
+                route(dst, gateway, dev)
+            ),
             Op::RouteDel {
                 netns: n,
                 dst,
                 gateway,
                 dev,
-            } => write!(f, "ip -n {} route del {}", netns(n), route(dst, gateway, dev)),
+            } => write!(
+                f,
+                "ip -n {} route del {}",
+                netns(n),
+                route(dst, gateway, dev)
+            ),
         }
     }
 }

@@ -778,7 +778,10 @@ impl Rlimit {
     ];
     /// Looks a kind up by its OCI name (`RLIMIT_NOFILE`).
     pub fn from_name(name: &str) -> Option<Rlimit> {
-        Rlimit::ALL.iter().find(|(_, n)| *n == name).map(|(r, _)| *r)
+        Rlimit::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(r, _)| *r)
     }
     /// The OCI name.
     pub fn name(self) -> &'static str {
