@@ -215,7 +215,9 @@ pub fn resource_writes(
 }
 
 /// Plans the runtime-side cgroup setup for a container: create its cgroup(s), enable controllers
-/// (v2), write every resource, attach the init pid. Emits Actor::Runtime steps into `b`.
+/// (v2), write every resource. Emits `Actor::Runtime` steps into `b`. Planned before the
+/// spawn, so that a rollback kills init (the spawn's undo) before it removes the cgroups;
+/// [`plan_cgroup_attach`] moves init in after the spawn.
 /// Returns the container's cgroup directories (one per v1 hierarchy, or the one v2 cgroup), which
 /// the create planner uses for the cgroup mount inside the container and the state record.
 ///
@@ -225,20 +227,18 @@ pub fn resource_writes(
 ///
 /// v1: the cgroup is made in every mounted hierarchy (deduplicated by mount point, named
 /// ones such as `name=systemd` included, and the hybrid `unified` mount last), the writes go
-/// to the hierarchy of their controller, then the pid is attached in each. Returned in that
-/// order.
+/// to the hierarchy of their controller. Returned in that order.
 ///
 /// v2: for each ancestor from the root down to the parent, the controllers the writes need
 /// are enabled (`cgroup-enable`; for the root only those not yet in `subtree_control`, and
 /// nothing when none is missing). An ancestor below the root is created (`cgroup-create`,
 /// a `mkdir -p` that records only what it made) before its controllers are enabled, since
 /// `cgroup.subtree_control` can only be written in an existing directory. Then the leaf is
-/// created, written, given its device rules, and the pid attached.
+/// created, written and given its device rules.
 ///
 /// With `CgroupLayout::None`, any limit is an error and otherwise nothing is planned.
 pub fn plan_cgroup_setup(
     b: &mut PlanBuilder,
-    pid: PidRef,
     id: &str,
     cgroups_path: Option<&str>,
     resources: Option<&LinuxResources>,
@@ -257,18 +257,17 @@ pub fn plan_cgroup_setup(
         CgroupLayout::V1 {
             hierarchies,
             unified,
-        } => plan_v1(b, pid, &rel, resources, hierarchies, unified.as_ref()),
+        } => plan_v1(b, &rel, resources, hierarchies, unified.as_ref()),
         CgroupLayout::V2 {
             mount,
             controllers,
             subtree_control,
-        } => plan_v2(b, pid, &rel, resources, mount, controllers, subtree_control),
+        } => plan_v2(b, &rel, resources, mount, controllers, subtree_control),
     }
 }
 
 fn plan_v1(
     b: &mut PlanBuilder,
-    pid: PidRef,
     rel: &str,
     resources: Option<&LinuxResources>,
     hierarchies: &BTreeMap<String, HostPath>,
@@ -318,18 +317,11 @@ fn plan_v1(
     for op in writes {
         b.runtime(op);
     }
-    for cgroup in &cgroups {
-        b.runtime(Op::CgroupAttach {
-            cgroup: cgroup.clone(),
-            pid,
-        });
-    }
     Ok(cgroups)
 }
 
 fn plan_v2(
     b: &mut PlanBuilder,
-    pid: PidRef,
     rel: &str,
     resources: Option<&LinuxResources>,
     mount: &HostPath,
@@ -340,20 +332,19 @@ fn plan_v2(
         Some(r) => map_resources(r, CgroupVersion::V2, true)?,
         None => Mapped::default(),
     };
-    let mut needed = BTreeSet::new();
     for s in &mapped.writes {
         let c = &s.write.controller;
-        if c == CORE {
-            continue;
-        }
-        if !controllers.contains(c) {
+        if c != CORE && !controllers.contains(c) {
             return Err(CgroupError::ControllerMissing {
                 at: s.at.clone(),
                 controller: c.clone(),
             });
         }
-        needed.insert(c.clone());
     }
+    // Every controller the root offers is enabled down to the container, as runc and
+    // crun do: a later `update` or `events --stats` finds the files whatever the config
+    // limited at create time.
+    let needed: BTreeSet<String> = controllers.iter().cloned().collect();
     let at = |path: &str| CgroupPath {
         mount: mount.clone(),
         path: path.to_owned(),
@@ -407,11 +398,18 @@ fn plan_v2(
             rules,
         });
     }
-    b.runtime(Op::CgroupAttach {
-        cgroup: leaf.clone(),
-        pid,
-    });
     Ok(vec![leaf])
+}
+
+/// Moves the init process into each of the container's cgroups (runtime steps), after
+/// [`plan_cgroup_setup`] made and wrote them and after the spawn.
+pub fn plan_cgroup_attach(b: &mut PlanBuilder, pid: PidRef, cgroups: &[CgroupPath]) {
+    for cgroup in cgroups {
+        b.runtime(Op::CgroupAttach {
+            cgroup: cgroup.clone(),
+            pid,
+        });
+    }
 }
 
 /// The cgroup path below each hierarchy root, normalised, without a leading `/`.
@@ -1692,7 +1690,8 @@ mod tests {
             ns: [Namespace::Mount].into_iter().collect::<NamespaceSet>(),
             pid,
         });
-        let cgroups = plan_cgroup_setup(&mut b, pid, "c1", cgroups_path, r, layout)?;
+        let cgroups = plan_cgroup_setup(&mut b, "c1", cgroups_path, r, layout)?;
+        plan_cgroup_attach(&mut b, pid, &cgroups);
         let plan = b.finish();
         plan.check().unwrap();
         Ok((plan.to_string(), cgroups))
@@ -1766,7 +1765,7 @@ mod tests {
         let r = res(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}));
         let mut b = PlanBuilder::new();
         let pid = b.pid("init.pid");
-        let err = plan_cgroup_setup(&mut b, pid, "c1", None, Some(&r), &v1_layout()).unwrap_err();
+        let err = plan_cgroup_setup(&mut b, "c1", None, Some(&r), &v1_layout()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "linux.resources.hugepageLimits[0]: hugetlb controller not available"
@@ -1784,7 +1783,7 @@ mod tests {
     }
 
     #[test]
-    fn v2_plan_enables_what_is_missing() {
+    fn v2_plan_enables_every_offered_controller_down_to_the_parent() {
         let r = res(json!({
             "memory": {"limit": 1000000},
             "pids": {"limit": 10},
@@ -1797,11 +1796,11 @@ mod tests {
             text,
             "\
 0 runtime spawn ns=mnt -> $init.pid
-1 runtime cgroup-enable /sys/fs/cgroup +pids -> $made.1
+1 runtime cgroup-enable /sys/fs/cgroup +cpu +io +pids -> $made.1
 2 runtime cgroup-create /sys/fs/cgroup/a -> $made.2
-3 runtime cgroup-enable /sys/fs/cgroup/a +memory +pids -> $made.3
+3 runtime cgroup-enable /sys/fs/cgroup/a +cpu +io +memory +pids -> $made.3
 4 runtime cgroup-create /sys/fs/cgroup/a/b -> $made.4
-5 runtime cgroup-enable /sys/fs/cgroup/a/b +memory +pids -> $made.5
+5 runtime cgroup-enable /sys/fs/cgroup/a/b +cpu +io +memory +pids -> $made.5
 6 runtime cgroup-create /sys/fs/cgroup/a/b/c -> $made.6
 7 runtime cgroup-write /sys/fs/cgroup/a/b/c/memory.max \"1000000\"
 8 runtime cgroup-write /sys/fs/cgroup/a/b/c/pids.max \"10\"
@@ -1828,7 +1827,7 @@ mod tests {
             "\
 0 runtime spawn ns=mnt -> $init.pid
 1 runtime cgroup-create /sys/fs/cgroup/berth -> $made.1
-2 runtime cgroup-enable /sys/fs/cgroup/berth +memory -> $made.2
+2 runtime cgroup-enable /sys/fs/cgroup/berth +cpu +memory -> $made.2
 3 runtime cgroup-create /sys/fs/cgroup/berth/c1 -> $made.3
 4 runtime cgroup-write /sys/fs/cgroup/berth/c1/memory.max \"1000000\"
 5 runtime cgroup-attach /sys/fs/cgroup/berth/c1 $init.pid
@@ -1837,8 +1836,8 @@ mod tests {
     }
 
     #[test]
-    fn v2_no_controllers_needed() {
-        // Devices and core files need no controller: no enable anywhere.
+    fn v2_without_offered_controllers_enables_nothing() {
+        // Devices and core files need no controller: with none offered, no enable anywhere.
         let r = res(json!({
             "devices": [{"allow": true, "access": "rwm"}],
             "unified": {"cgroup.max.descendants": "10"}
@@ -1860,8 +1859,11 @@ mod tests {
             text,
             "\
 0 runtime spawn ns=mnt -> $init.pid
-1 runtime cgroup-create /sys/fs/cgroup/berth/c1 -> $made.1
-2 runtime cgroup-attach /sys/fs/cgroup/berth/c1 $init.pid
+1 runtime cgroup-enable /sys/fs/cgroup +memory -> $made.1
+2 runtime cgroup-create /sys/fs/cgroup/berth -> $made.2
+3 runtime cgroup-enable /sys/fs/cgroup/berth +memory -> $made.3
+4 runtime cgroup-create /sys/fs/cgroup/berth/c1 -> $made.4
+5 runtime cgroup-attach /sys/fs/cgroup/berth/c1 $init.pid
 "
         );
     }
@@ -1935,7 +1937,7 @@ mod tests {
             let mut b = PlanBuilder::new();
             let pid = b.pid("init.pid");
             for path in ["/a/../..", "slice:prefix:name", "/"] {
-                assert!(plan_cgroup_setup(&mut b, pid, "c1", Some(path), None, &layout).is_err());
+                assert!(plan_cgroup_setup(&mut b, "c1", Some(path), None, &layout).is_err());
             }
             assert!(b.finish().steps.is_empty());
         }

@@ -112,6 +112,14 @@ pub enum Op {
         /// Bound to the opened fd.
         fd: FdRef,
     },
+    /// Open `/proc/self/ns/NS` of the acting process; binds `fd`. The runtime keeps its own
+    /// namespace this way before it enters a container's, to step back out after the clone.
+    OpenOwnNs {
+        /// Which namespace.
+        ns: Namespace,
+        /// Bound to the opened fd.
+        fd: FdRef,
+    },
     /// Write `/proc/PID/setgroups` (`deny` is needed before an unprivileged gid map).
     WriteSetgroups {
         /// The process.
@@ -475,7 +483,7 @@ impl Op {
     pub fn binds(&self) -> Vec<AnyRef> {
         match self {
             Op::Spawn { pid, .. } => vec![AnyRef::Pid(*pid)],
-            Op::OpenNs { fd, .. } => vec![AnyRef::Fd(*fd)],
+            Op::OpenNs { fd, .. } | Op::OpenOwnNs { fd, .. } => vec![AnyRef::Fd(*fd)],
             Op::SetupConsole { master } => vec![AnyRef::Fd(*master)],
             Op::MkdirAll { made, .. }
             | Op::MkMountPoint { made, .. }
@@ -916,6 +924,7 @@ impl fmt::Display for OpText<'_> {
             Op::OpenNs { of, ns, fd: x } => {
                 write!(f, "open-ns /proc/{}/ns/{ns} -> {}", pid(*of), fd(*x))
             }
+            Op::OpenOwnNs { ns, fd: x } => write!(f, "open-ns /proc/self/ns/{ns} -> {}", fd(*x)),
             Op::WriteSetgroups { pid: p2, allow } => write!(
                 f,
                 "write /proc/{}/setgroups {}",

@@ -800,10 +800,6 @@ impl Rlimit {
 pub enum SyncPoint {
     /// runtime -> init: id maps written and cgroups joined; init may go on.
     Configured,
-    /// init -> runtime: init made its user namespace; the runtime writes the id maps.
-    UsernsCreated,
-    /// runtime -> init: the id maps are written.
-    MapsWritten,
     /// init -> runtime: every namespace exists; runtime hooks may run.
     NamespacesReady,
     /// runtime -> init: the prestart and createRuntime hooks ran.
@@ -819,8 +815,6 @@ impl fmt::Display for SyncPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SyncPoint::Configured => "configured",
-            SyncPoint::UsernsCreated => "userns-created",
-            SyncPoint::MapsWritten => "maps-written",
             SyncPoint::NamespacesReady => "namespaces-ready",
             SyncPoint::RuntimeHooksDone => "runtime-hooks-done",
             SyncPoint::Created => "created",

@@ -42,6 +42,16 @@ pub enum PlanError {
         /// The path of the joined mount namespace, if one was joined.
         joined: Option<HostPath>,
     },
+    /// A new pid or time namespace together with a joined user namespace: the namespace
+    /// would have to be made from inside the joined user namespace and would then hold only
+    /// init's children, which needs a second fork.
+    #[error(
+        "linux.namespaces: a new {ns} namespace with a joined user namespace is not supported (it needs a second fork)"
+    )]
+    NewNamespaceInJoinedUserns {
+        /// The new namespace's kind.
+        ns: Namespace,
+    },
     /// A namespace kind the kernel does not offer.
     #[error("linux.namespaces: namespace {ns} is not supported by the kernel")]
     UnsupportedNamespace {
@@ -118,7 +128,7 @@ pub fn plan_create(req: &CreateRequest, host: &HostFacts) -> Result<Plan, PlanEr
         cgroups: Vec::new(),
     };
     let pid = p.runtime_setup()?;
-    p.init_namespaces(pid);
+    p.init_namespaces();
     p.rootfs(pid)?;
     p.after_root_switch();
     p.identity();
@@ -177,14 +187,15 @@ struct Namespaces {
     new: NamespaceSet,
     /// Namespaces joined by path, in config order.
     joined: Vec<(Namespace, HostPath)>,
-    /// The pid namespace joined by the runtime before the clone (setns to a pid namespace
-    /// only affects children).
-    runtime_pid_join: Option<HostPath>,
-    /// Namespaces init joins by path, the user namespace first, then config order.
+    /// Namespaces the runtime enters before the clone, so that init is born in them, and
+    /// leaves again after it (through an fd of its own namespace opened first).
+    runtime_joins: Vec<(Namespace, HostPath)>,
+    /// Namespaces init joins by path (only with a joined user namespace: the user
+    /// namespace first, then config order).
     init_joins: Vec<(Namespace, HostPath)>,
     /// Namespaces the clone makes.
     clone: NamespaceSet,
-    /// Namespaces init unshares after its joins (without user and cgroup).
+    /// Namespaces init unshares after its joins (without cgroup).
     unshare: NamespaceSet,
 }
 
@@ -203,53 +214,57 @@ impl Namespaces {
                 }
             }
         }
-        let runtime_pid_join = joined
-            .iter()
-            .find(|(n, _)| *n == Namespace::Pid)
-            .map(|(_, p)| p.clone());
-        // The time namespace is joined by init, not by the runtime: setns(2) to a time
-        // namespace moves the caller itself (and needs a single-threaded caller), so the
-        // runtime could not step back out of it through /proc/self/ns/time.
-        let mut init_joins: Vec<(Namespace, HostPath)> = joined
-            .iter()
-            .filter(|(n, _)| *n == Namespace::User)
-            .cloned()
-            .collect();
-        init_joins.extend(
-            joined
+        let user_joined = joined.iter().any(|(n, _)| *n == Namespace::User);
+        let (runtime_joins, init_joins, clone, unshare) = if user_joined {
+            // Init enters the user namespace first, then joins and makes the rest from
+            // inside it, so that what it makes is owned by that user namespace. A new pid
+            // or time namespace made that way would only hold init's children: it needs a
+            // second fork, which berth does not do.
+            if let Some(ns) = new
                 .iter()
-                .filter(|(n, _)| !matches!(n, Namespace::User | Namespace::Pid))
-                .cloned(),
-        );
-        let (clone, unshare): (BTreeSet<Namespace>, BTreeSet<Namespace>) = if init_joins.is_empty()
-        {
+                .copied()
+                .find(|n| matches!(n, Namespace::Pid | Namespace::Time))
+            {
+                return Err(PlanError::NewNamespaceInJoinedUserns { ns });
+            }
+            // setns(2) to a pid namespace only affects children: the runtime does it.
+            let runtime_joins: Vec<(Namespace, HostPath)> = joined
+                .iter()
+                .filter(|(n, _)| *n == Namespace::Pid)
+                .cloned()
+                .collect();
+            let mut init_joins: Vec<(Namespace, HostPath)> = joined
+                .iter()
+                .filter(|(n, _)| *n == Namespace::User)
+                .cloned()
+                .collect();
+            init_joins.extend(
+                joined
+                    .iter()
+                    .filter(|(n, _)| !matches!(n, Namespace::User | Namespace::Pid))
+                    .cloned(),
+            );
+            let unshare = new
+                .iter()
+                .copied()
+                .filter(|n| *n != Namespace::Cgroup)
+                .collect();
+            (runtime_joins, init_joins, BTreeSet::new(), unshare)
+        } else {
+            // The runtime enters every joined namespace, clones (init inherits them and
+            // gets its new ones, a new user namespace owning them all), and steps back.
             // The cgroup namespace is unshared by init once it is in its cgroup.
             let clone = new
                 .iter()
                 .copied()
                 .filter(|n| *n != Namespace::Cgroup)
                 .collect();
-            (clone, BTreeSet::new())
-        } else {
-            // Init joins first, then makes the rest, so that they are owned by the right
-            // user namespace. Pid and time namespaces only take effect for children, so
-            // the clone must make them.
-            let clone: BTreeSet<Namespace> = new
-                .iter()
-                .copied()
-                .filter(|n| matches!(n, Namespace::Pid | Namespace::Time))
-                .collect();
-            let unshare = new
-                .iter()
-                .copied()
-                .filter(|n| !clone.contains(n) && !matches!(n, Namespace::User | Namespace::Cgroup))
-                .collect();
-            (clone, unshare)
+            (joined.clone(), Vec::new(), clone, BTreeSet::new())
         };
         Ok(Namespaces {
             new: NamespaceSet(new),
             joined,
-            runtime_pid_join,
+            runtime_joins,
             init_joins,
             clone: NamespaceSet(clone),
             unshare: NamespaceSet(unshare),
@@ -355,64 +370,58 @@ impl Planner<'_> {
         self.b.runtime(Op::StateCreate {
             dir: self.state_dir.clone(),
         });
-        if let Some(path) = &self.ns.runtime_pid_join {
+        // The cgroups are made and written before the clone, so that a rollback kills init
+        // (the clone's undo) before it removes them: a cgroup with a live member cannot go.
+        let linux = &self.cfg.linux;
+        self.cgroups = crate::cgroup::plan_cgroup_setup(
+            &mut self.b,
+            &self.req.id,
+            linux.cgroups_path.as_deref(),
+            linux.resources.as_ref(),
+            &self.host.cgroup,
+        )?;
+        let mut own = Vec::new();
+        for (ns, path) in self.ns.runtime_joins.clone() {
+            let fd = self.b.fd(&format!("runtime.{}", ns.proc_name()));
+            self.b.runtime(Op::OpenOwnNs { ns, fd });
             self.b.runtime(Op::Setns {
-                ns: Namespace::Pid,
-                from: NsSource::Path(path.clone()),
+                ns,
+                from: NsSource::Path(path),
             });
+            own.push((ns, fd));
         }
         let pid = self.b.pid("init.pid");
         self.b.runtime(Op::Spawn {
             ns: self.ns.clone.clone(),
             pid,
         });
-        if self.ns.runtime_pid_join.is_some() {
-            // /proc/self/ns/pid is still the runtime's own: this only resets the namespace
-            // of later children.
+        for (ns, fd) in own {
             self.b.runtime(Op::Setns {
-                ns: Namespace::Pid,
-                from: NsSource::Path(HostPath::new("/proc/self/ns/pid")),
+                ns,
+                from: NsSource::Fd(fd),
             });
         }
         if self.ns.clone.contains(Namespace::User) {
             self.write_id_maps(pid);
         }
-        let linux = &self.cfg.linux;
-        let cgroups = crate::cgroup::plan_cgroup_setup(
-            &mut self.b,
-            pid,
-            &self.req.id,
-            linux.cgroups_path.as_deref(),
-            linux.resources.as_ref(),
-            &self.host.cgroup,
-        )?;
-        self.cgroups = cgroups;
+        let cgroups = self.cgroups.clone();
+        crate::cgroup::plan_cgroup_attach(&mut self.b, pid, &cgroups);
         self.b.handoff(Actor::Runtime, SyncPoint::Configured);
         Ok(pid)
     }
 
     /// Steps 8-9: init joins and unshares the rest of its namespaces.
-    fn init_namespaces(&mut self, pid: PidRef) {
-        if !self.ns.init_joins.is_empty() {
-            for (ns, path) in self.ns.init_joins.clone() {
-                self.b.init(Op::Setns {
-                    ns,
-                    from: NsSource::Path(path),
-                });
-            }
-            if self.ns.new.contains(Namespace::User) {
-                self.b.init(Op::Unshare {
-                    ns: NamespaceSet::from_iter([Namespace::User]),
-                });
-                self.b.handoff(Actor::Init, SyncPoint::UsernsCreated);
-                self.write_id_maps(pid);
-                self.b.handoff(Actor::Runtime, SyncPoint::MapsWritten);
-            }
-            if !self.ns.unshare.is_empty() {
-                self.b.init(Op::Unshare {
-                    ns: self.ns.unshare.clone(),
-                });
-            }
+    fn init_namespaces(&mut self) {
+        for (ns, path) in self.ns.init_joins.clone() {
+            self.b.init(Op::Setns {
+                ns,
+                from: NsSource::Path(path),
+            });
+        }
+        if !self.ns.unshare.is_empty() {
+            self.b.init(Op::Unshare {
+                ns: self.ns.unshare.clone(),
+            });
         }
         if self.ns.new.contains(Namespace::Cgroup) {
             // After the runtime attached init to its cgroup: the namespace's root is the
@@ -1171,6 +1180,7 @@ mod tests {
                     matches!(
                         s.op,
                         Op::Setns { .. }
+                            | Op::OpenOwnNs { .. }
                             | Op::Unshare { .. }
                             | Op::WriteIdMap { .. }
                             | Op::WriteSetgroups { .. }
@@ -1218,43 +1228,45 @@ mod tests {
         let p = plan(&request(minimal_config()), &host_v2());
         let want = "\
 0 runtime state-create /run/berth/c1
-1 runtime spawn ns=pid,mnt,net,uts,ipc -> $init.pid
-2 runtime cgroup-create /sys/fs/cgroup/berth/c1 -> $made.1
-3 runtime cgroup-attach /sys/fs/cgroup/berth/c1 $init.pid
-4 runtime signal configured
-5 init wait configured
-6 init mount --make-rslave /
-7 init mount bind /b/rootfs /b/rootfs -o bind,rec
-8 init mkmountpoint [/b/rootfs]/proc -> $made.2
-9 init mount -t proc proc [/b/rootfs]/proc -o defaults
-10 init mkmountpoint [/b/rootfs]/dev -> $made.3
-11 init mount -t tmpfs tmpfs [/b/rootfs]/dev -o nosuid,strictatime data=mode=755,size=65536k
-12 init mknod -m 666 [/b/rootfs]/dev/null c 1 3 owner=0:0
-13 init mknod -m 666 [/b/rootfs]/dev/zero c 1 5 owner=0:0
-14 init mknod -m 666 [/b/rootfs]/dev/full c 1 7 owner=0:0
-15 init mknod -m 666 [/b/rootfs]/dev/random c 1 8 owner=0:0
-16 init mknod -m 666 [/b/rootfs]/dev/urandom c 1 9 owner=0:0
-17 init mknod -m 666 [/b/rootfs]/dev/tty c 5 0 owner=0:0
-18 init ln -s /proc/self/fd [/b/rootfs]/dev/fd
-19 init ln -s /proc/self/fd/0 [/b/rootfs]/dev/stdin
-20 init ln -s /proc/self/fd/1 [/b/rootfs]/dev/stdout
-21 init ln -s /proc/self/fd/2 [/b/rootfs]/dev/stderr
-22 init ln -s /proc/kcore [/b/rootfs]/dev/core
-23 init pivot-root /b/rootfs
-24 init close-fds above 2
-25 init cd /
-26 init setgroups none
-27 init setgid 0
-28 init setuid 0
-29 init signal created
-30 runtime wait created
-31 runtime state-write /run/berth/c1 id=c1 bundle=/b pid=$init.pid status=created
-32 runtime signal start
-33 init wait start
-34 init exec sh env=PATH=/bin HOME=/
+1 runtime cgroup-create /sys/fs/cgroup/berth -> $made.0
+2 runtime cgroup-enable /sys/fs/cgroup/berth +cpu +memory +pids -> $made.1
+3 runtime cgroup-create /sys/fs/cgroup/berth/c1 -> $made.2
+4 runtime spawn ns=pid,mnt,net,uts,ipc -> $init.pid
+5 runtime cgroup-attach /sys/fs/cgroup/berth/c1 $init.pid
+6 runtime signal configured
+7 init wait configured
+8 init mount --make-rslave /
+9 init mount bind /b/rootfs /b/rootfs -o bind,rec
+10 init mkmountpoint [/b/rootfs]/proc -> $made.4
+11 init mount -t proc proc [/b/rootfs]/proc -o defaults
+12 init mkmountpoint [/b/rootfs]/dev -> $made.5
+13 init mount -t tmpfs tmpfs [/b/rootfs]/dev -o nosuid,strictatime data=mode=755,size=65536k
+14 init mknod -m 666 [/b/rootfs]/dev/null c 1 3 owner=0:0
+15 init mknod -m 666 [/b/rootfs]/dev/zero c 1 5 owner=0:0
+16 init mknod -m 666 [/b/rootfs]/dev/full c 1 7 owner=0:0
+17 init mknod -m 666 [/b/rootfs]/dev/random c 1 8 owner=0:0
+18 init mknod -m 666 [/b/rootfs]/dev/urandom c 1 9 owner=0:0
+19 init mknod -m 666 [/b/rootfs]/dev/tty c 5 0 owner=0:0
+20 init ln -s /proc/self/fd [/b/rootfs]/dev/fd
+21 init ln -s /proc/self/fd/0 [/b/rootfs]/dev/stdin
+22 init ln -s /proc/self/fd/1 [/b/rootfs]/dev/stdout
+23 init ln -s /proc/self/fd/2 [/b/rootfs]/dev/stderr
+24 init ln -s /proc/kcore [/b/rootfs]/dev/core
+25 init pivot-root /b/rootfs
+26 init close-fds above 2
+27 init cd /
+28 init setgroups none
+29 init setgid 0
+30 init setuid 0
+31 init signal created
+32 runtime wait created
+33 runtime state-write /run/berth/c1 id=c1 bundle=/b pid=$init.pid status=created
+34 runtime signal start
+35 init wait start
+36 init exec sh env=PATH=/bin HOME=/
 ";
         assert_eq!(p.to_string(), want, "\n{p}");
-        assert_eq!(start_barrier(&p), Some(32));
+        assert_eq!(start_barrier(&p), Some(34));
     }
 
     #[test]
@@ -1337,43 +1349,43 @@ mod tests {
     }
 
     #[test]
-    fn userns_with_joined_netns_is_made_by_init_after_the_join() {
+    fn joined_netns_with_a_new_userns_is_entered_by_the_runtime_around_the_clone() {
         let mut cfg = minimal_config();
         with_userns(&mut cfg);
         join(&mut cfg, Namespace::Network, "/var/run/netns/n1");
         let p = plan(&request(cfg), &host_v2());
         let l = lines(&p);
-        let spawn = pos(&p, "runtime spawn ns=pid -> $init.pid");
-        let wait = pos(&p, "init wait configured");
-        assert!(spawn < wait);
-        assert!(
-            find(&p, |o| matches!(o, Op::WriteIdMap { .. })).unwrap() > wait,
-            "maps are written once init made the namespace\n{p}"
-        );
+        let spawn = pos(&p, "runtime spawn ns=user,pid,mnt,uts,ipc -> $init.pid");
         let want = [
-            "init setns net /var/run/netns/n1",
-            "init unshare user",
-            "init signal userns-created",
-            "runtime wait userns-created",
+            "runtime open-ns /proc/self/ns/net -> $runtime.net",
+            "runtime setns net /var/run/netns/n1",
+            "runtime spawn ns=user,pid,mnt,uts,ipc -> $init.pid",
+            "runtime setns net $runtime.net",
             "runtime write /proc/$init.pid/uid_map \"0 100000 65536\"",
             "runtime write /proc/$init.pid/gid_map \"0 100000 65536\"",
-            "runtime signal maps-written",
-            "init wait maps-written",
-            "init unshare mnt,uts,ipc",
-            "init mount --make-rslave /",
         ];
-        assert_eq!(&l[wait + 1..wait + 1 + want.len()], &want[..], "\n{p}");
+        assert_eq!(&l[spawn - 2..spawn + 4], &want[..], "\n{p}");
+        assert!(
+            !l.iter()
+                .any(|s| s.starts_with("init setns") || s.starts_with("init unshare")),
+            "{p}"
+        );
     }
 
     #[test]
-    fn joined_userns_is_entered_before_other_joins() {
+    fn joined_userns_is_entered_by_init_before_other_joins() {
         let mut cfg = minimal_config();
+        cfg.linux.namespaces.retain(|n| n.ns != Namespace::Pid);
         join(&mut cfg, Namespace::Network, "/var/run/netns/n1");
         join(&mut cfg, Namespace::User, "/proc/42/ns/user");
         let p = plan(&request(cfg), &host_v2());
+        assert_eq!(
+            lines(&p)[pos(&p, "runtime spawn ns=none -> $init.pid")],
+            "runtime spawn ns=none -> $init.pid"
+        );
         let user = pos(&p, "init setns user /proc/42/ns/user");
         let net = pos(&p, "init setns net /var/run/netns/n1");
-        assert!(user < net, "{p}");
+        assert_eq!(net, user + 1, "{p}");
         assert_eq!(lines(&p)[net + 1], "init unshare mnt,uts,ipc");
         assert!(find(&p, |o| matches!(o, Op::WriteIdMap { .. })).is_none());
         // A joined user namespace is a user namespace: devices are bound, not made.
@@ -1381,26 +1393,40 @@ mod tests {
     }
 
     #[test]
+    fn a_new_pid_ns_in_a_joined_userns_is_refused() {
+        let mut cfg = minimal_config();
+        join(&mut cfg, Namespace::User, "/proc/42/ns/user");
+        assert_eq!(
+            plan_create(&request(cfg), &host_v2()),
+            Err(PlanError::NewNamespaceInJoinedUserns { ns: Namespace::Pid })
+        );
+    }
+
+    #[test]
     fn joined_pid_ns_is_entered_by_the_runtime_around_the_clone() {
         let mut cfg = minimal_config();
         join(&mut cfg, Namespace::Pid, "/proc/4242/ns/pid");
         let p = plan(&request(cfg), &host_v2());
+        let spawn = pos(&p, "runtime spawn ns=mnt,net,uts,ipc -> $init.pid");
         let l = lines(&p);
-        assert_eq!(l[1], "runtime setns pid /proc/4242/ns/pid");
-        assert_eq!(l[2], "runtime spawn ns=mnt,net,uts,ipc -> $init.pid");
-        assert_eq!(l[3], "runtime setns pid /proc/self/ns/pid");
+        assert_eq!(
+            l[spawn - 2],
+            "runtime open-ns /proc/self/ns/pid -> $runtime.pid"
+        );
+        assert_eq!(l[spawn - 1], "runtime setns pid /proc/4242/ns/pid");
+        assert_eq!(l[spawn + 1], "runtime setns pid $runtime.pid");
         assert!(!l.iter().any(|s| s.starts_with("init setns")), "{p}");
     }
 
     #[test]
-    fn joined_time_ns_is_entered_by_init() {
+    fn joined_time_ns_is_entered_by_the_runtime_around_the_clone() {
         let mut cfg = minimal_config();
         join(&mut cfg, Namespace::Time, "/proc/7/ns/time");
         let p = plan(&request(cfg), &host_v2());
-        let spawn = pos(&p, "runtime spawn ns=pid -> $init.pid");
-        let setns = pos(&p, "init setns time /proc/7/ns/time");
-        assert!(spawn < setns);
-        assert_eq!(lines(&p)[setns + 1], "init unshare mnt,net,uts,ipc");
+        let spawn = pos(&p, "runtime spawn ns=pid,mnt,net,uts,ipc -> $init.pid");
+        let l = lines(&p);
+        assert_eq!(l[spawn - 1], "runtime setns time /proc/7/ns/time");
+        assert_eq!(l[spawn + 1], "runtime setns time $runtime.time");
     }
 
     #[test]
