@@ -1764,7 +1764,6 @@ mod tests {
     fn v1_missing_controller() {
         let r = res(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}));
         let mut b = PlanBuilder::new();
-        let pid = b.pid("init.pid");
         let err = plan_cgroup_setup(&mut b, "c1", None, Some(&r), &v1_layout()).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -1935,7 +1934,6 @@ mod tests {
     fn bad_paths_plan_nothing() {
         for layout in [v1_layout(), v2_layout(&["memory"], &[]), CgroupLayout::None] {
             let mut b = PlanBuilder::new();
-            let pid = b.pid("init.pid");
             for path in ["/a/../..", "slice:prefix:name", "/"] {
                 assert!(plan_cgroup_setup(&mut b, "c1", Some(path), None, &layout).is_err());
             }
