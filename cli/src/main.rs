@@ -1,1 +1,197 @@
-fn main() {}
+//! The `berth` binary: runc's command line over berth's planner and backends.
+//!
+//! Thin by design: it parses arguments, reads the files a command names, probes the host,
+//! and hands a request to berth-core; what happens to the host is decided there. Output
+//! contract (shims rely on it): stdout carries only a command's result (a plan, a config);
+//! every diagnostic goes to stderr or to `--log`, and every failure is one line on stderr
+//! (`berth: ...`) with exit status 1.
+
+#![forbid(unsafe_code)]
+
+mod create;
+mod log;
+mod spec;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::log::{LogFormat, Logger};
+
+/// A container runtime whose every side effect can be read before it happens.
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    disable_version_flag = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// Print berth's version and the runtime-spec version it implements.
+    #[arg(short = 'v', long)]
+    version: bool,
+    /// Root directory for the state of containers.
+    #[arg(long, value_name = "DIR", default_value = "/run/berth")]
+    root: PathBuf,
+    /// Write diagnostics to FILE (appended) instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Format of diagnostics.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Also log debug messages.
+    #[arg(long)]
+    debug: bool,
+    /// Use systemd to manage cgroups (cgroupsPath `slice:prefix:name`).
+    #[arg(long)]
+    systemd_cgroup: bool,
+    /// The command.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// berth's commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a default config.json into a bundle, like `runc spec`.
+    Spec(SpecArgs),
+    /// Create a container: everything up to the start barrier.
+    Create(CreateArgs),
+    /// Create and start a container.
+    Run(RunArgs),
+}
+
+/// Arguments of `spec`.
+#[derive(Debug, Args)]
+struct SpecArgs {
+    /// The bundle directory to write config.json into.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    bundle: PathBuf,
+    /// A config for a rootless container (maps the container's root to the caller).
+    #[arg(long)]
+    rootless: bool,
+}
+
+/// How `--dry-run` prints the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DryRun {
+    /// One step per line.
+    Text,
+    /// The plan as JSON, which parses back into the same plan.
+    Json,
+}
+
+/// Arguments shared by `create` and `run`.
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// The container id.
+    #[arg(value_name = "ID")]
+    id: String,
+    /// The bundle directory (holds config.json).
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    bundle: PathBuf,
+    /// Write the container's init pid to FILE.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Send the pty master of a terminal container to this AF_UNIX socket.
+    #[arg(long, value_name = "SOCKET")]
+    console_socket: Option<PathBuf>,
+    /// Use chroot instead of pivot_root (for a rootfs on a ramdisk).
+    #[arg(long)]
+    no_pivot: bool,
+    /// Do not give the container its own session keyring.
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Pass N extra fds (from fd 3 on) to the container.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Print the plan instead of carrying it out, and touch nothing on the host.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text"
+    )]
+    dry_run: Option<DryRun>,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Everything `create` takes.
+    #[command(flatten)]
+    create: CreateArgs,
+    /// Return once the container has started, without waiting for it.
+    #[arg(short, long)]
+    detach: bool,
+}
+
+/// Global flags every command sees.
+#[derive(Debug)]
+struct Global {
+    /// `--root`.
+    root: PathBuf,
+    /// `--systemd-cgroup`.
+    systemd_cgroup: bool,
+}
+
+/// The runtime-spec version berth writes into a new config (`berth spec`'s `ociVersion`).
+fn spec_version() -> String {
+    let config = berth_core::spec::default_config_json(None);
+    serde_json::from_str::<serde_json::Value>(&config)
+        .ok()
+        .and_then(|v| v["ociVersion"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout and succeed; usage errors fail like any other.
+            let code = if err.use_stderr() { 1 } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    let mut logger = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
+    let global = Global {
+        root: cli.root,
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    let result = match cli.command {
+        _ if cli.version => {
+            println!(
+                "berth version {}\nspec: {}",
+                env!("CARGO_PKG_VERSION"),
+                spec_version()
+            );
+            Ok(())
+        }
+        None => Err(anyhow::anyhow!("no command given (see berth --help)")),
+        Some(Command::Spec(args)) => spec::spec(&args, &mut logger),
+        Some(Command::Create(args)) => {
+            create::create(&global, &args, create::Mode::Create, &mut logger)
+        }
+        Some(Command::Run(args)) => create::create(
+            &global,
+            &args.create,
+            create::Mode::Run {
+                detach: args.detach,
+            },
+            &mut logger,
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let line = format!("{err:#}");
+            // As runc: a shim reads the error from `--log`; a person reads it on stderr.
+            logger.error_to_file(&line);
+            eprintln!("berth: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
