@@ -401,6 +401,62 @@ fn plan_v2(
     Ok(vec![leaf])
 }
 
+/// Device rules runc adds after the config's own (libcontainer/specconv's
+/// `AllowedDevices`): `mknod` of any node, and the default devices, pts, ptmx and tun.
+/// `(type, major, minor, access)`, `-1` for `*`.
+const DEFAULT_ALLOWED_DEVICES: [(LinuxDeviceType, i64, i64, &str); 10] = [
+    (LinuxDeviceType::C, -1, -1, "m"),
+    (LinuxDeviceType::B, -1, -1, "m"),
+    (LinuxDeviceType::C, 1, 3, "rwm"),
+    (LinuxDeviceType::C, 1, 8, "rwm"),
+    (LinuxDeviceType::C, 1, 7, "rwm"),
+    (LinuxDeviceType::C, 5, 0, "rwm"),
+    (LinuxDeviceType::C, 1, 5, "rwm"),
+    (LinuxDeviceType::C, 1, 9, "rwm"),
+    (LinuxDeviceType::C, 136, -1, "rwm"),
+    (LinuxDeviceType::C, 5, 2, "rwm"),
+];
+
+/// The resources with runc's device rules appended to the config's, when the config has
+/// device rules at all: runc's default allowed devices, then an `rwm` allow for each of
+/// `linux.devices`. A config that only says "deny all" (as `runc spec`'s does) still gets
+/// /dev/null and friends, as it does under runc.
+pub fn with_default_device_rules(
+    resources: &LinuxResources,
+    devices: &[crate::config::DeviceConfig],
+) -> LinuxResources {
+    let Some(rules) = resources.devices().as_ref().filter(|r| !r.is_empty()) else {
+        return resources.clone();
+    };
+    let rule = |typ: LinuxDeviceType, major: i64, minor: i64, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major((major >= 0).then_some(major));
+        r.set_minor((minor >= 0).then_some(minor));
+        r.set_access(Some(access.to_owned()));
+        r
+    };
+    let mut all = rules.clone();
+    all.extend(
+        DEFAULT_ALLOWED_DEVICES
+            .iter()
+            .map(|(t, ma, mi, a)| rule(*t, *ma, *mi, a)),
+    );
+    for d in devices {
+        let typ = match d.kind {
+            crate::plan::DeviceKind::Block => LinuxDeviceType::B,
+            crate::plan::DeviceKind::Char => LinuxDeviceType::C,
+            crate::plan::DeviceKind::Fifo => continue,
+        };
+        let n = |v: u64| i64::try_from(v).unwrap_or(-1);
+        all.push(rule(typ, n(d.major), n(d.minor), "rwm"));
+    }
+    let mut out = resources.clone();
+    out.set_devices(Some(all));
+    out
+}
+
 /// Moves the init process into each of the container's cgroups (runtime steps), after
 /// [`plan_cgroup_setup`] made and wrote them and after the spawn.
 pub fn plan_cgroup_attach(b: &mut PlanBuilder, pid: PidRef, cgroups: &[CgroupPath]) {
@@ -1695,6 +1751,47 @@ mod tests {
         let plan = b.finish();
         plan.check().unwrap();
         Ok((plan.to_string(), cgroups))
+    }
+
+    #[test]
+    fn runc_default_devices_follow_the_config_rules() {
+        let r = res(json!({"devices": [{"allow": false, "access": "rwm"}]}));
+        let dev = crate::config::DeviceConfig {
+            path: crate::plan::ContainerPath::parse("/dev/fuse").unwrap(),
+            kind: crate::plan::DeviceKind::Char,
+            major: 10,
+            minor: 229,
+            file_mode: 0o666,
+            uid: 0,
+            gid: 0,
+        };
+        let with = with_default_device_rules(&r, &[dev]);
+        let lines: Vec<String> = resource_writes(&with, CgroupVersion::V1)
+            .unwrap()
+            .into_iter()
+            .map(|w| format!("{} {}", w.file, w.value))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "devices.deny a",
+                "devices.deny a *:* rwm",
+                "devices.allow c *:* m",
+                "devices.allow b *:* m",
+                "devices.allow c 1:3 rwm",
+                "devices.allow c 1:8 rwm",
+                "devices.allow c 1:7 rwm",
+                "devices.allow c 5:0 rwm",
+                "devices.allow c 1:5 rwm",
+                "devices.allow c 1:9 rwm",
+                "devices.allow c 136:* rwm",
+                "devices.allow c 5:2 rwm",
+                "devices.allow c 10:229 rwm",
+            ]
+        );
+        // No device rules in the config: nothing is added (the cgroup keeps its default).
+        let none = res(json!({"pids": {"limit": 5}}));
+        assert_eq!(with_default_device_rules(&none, &[]), none);
     }
 
     #[test]

@@ -373,11 +373,15 @@ impl Planner<'_> {
         // The cgroups are made and written before the clone, so that a rollback kills init
         // (the clone's undo) before it removes them: a cgroup with a live member cannot go.
         let linux = &self.cfg.linux;
+        let resources = linux
+            .resources
+            .as_ref()
+            .map(|r| crate::cgroup::with_default_device_rules(r, &linux.devices));
         self.cgroups = crate::cgroup::plan_cgroup_setup(
             &mut self.b,
             &self.req.id,
             linux.cgroups_path.as_deref(),
-            linux.resources.as_ref(),
+            resources.as_ref(),
             &self.host.cgroup,
         )?;
         let mut own = Vec::new();
@@ -410,13 +414,39 @@ impl Planner<'_> {
         Ok(pid)
     }
 
+    /// In a user namespace init still has the host's ids, which may be unmapped there
+    /// (files it makes would fail with EOVERFLOW): it becomes the namespace's root first,
+    /// as runc's nsexec does, when root is mapped.
+    fn become_userns_root(&mut self) {
+        let maps =
+            |m: &[crate::plan::IdMapping]| m.iter().any(|r| r.container_id == 0 && r.size > 0);
+        let joined = self
+            .ns
+            .init_joins
+            .iter()
+            .any(|(n, _)| *n == Namespace::User);
+        // A joined namespace's maps are not in the config: assume root is mapped, as runc.
+        if joined || maps(&self.cfg.linux.gid_mappings) {
+            self.b.init(Op::Setgid(0));
+        }
+        if joined || maps(&self.cfg.linux.uid_mappings) {
+            self.b.init(Op::Setuid(0));
+        }
+    }
+
     /// Steps 8-9: init joins and unshares the rest of its namespaces.
     fn init_namespaces(&mut self) {
+        if self.ns.clone.contains(Namespace::User) {
+            self.become_userns_root();
+        }
         for (ns, path) in self.ns.init_joins.clone() {
             self.b.init(Op::Setns {
                 ns,
                 from: NsSource::Path(path),
             });
+            if ns == Namespace::User {
+                self.become_userns_root();
+            }
         }
         if !self.ns.unshare.is_empty() {
             self.b.init(Op::Unshare {
@@ -1365,6 +1395,13 @@ mod tests {
             "runtime write /proc/$init.pid/gid_map \"0 100000 65536\"",
         ];
         assert_eq!(&l[spawn - 2..spawn + 4], &want[..], "\n{p}");
+        // Init becomes root of its new user namespace before anything else.
+        let wait = pos(&p, "init wait configured");
+        assert_eq!(
+            l[wait + 1..wait + 3],
+            ["init setgid 0", "init setuid 0"],
+            "{p}"
+        );
         assert!(
             !l.iter()
                 .any(|s| s.starts_with("init setns") || s.starts_with("init unshare")),
@@ -1385,7 +1422,12 @@ mod tests {
         );
         let user = pos(&p, "init setns user /proc/42/ns/user");
         let net = pos(&p, "init setns net /var/run/netns/n1");
-        assert_eq!(net, user + 1, "{p}");
+        assert_eq!(net, user + 3, "{p}");
+        assert_eq!(
+            lines(&p)[user + 1..net],
+            ["init setgid 0", "init setuid 0"],
+            "{p}"
+        );
         assert_eq!(lines(&p)[net + 1], "init unshare mnt,uts,ipc");
         assert!(find(&p, |o| matches!(o, Op::WriteIdMap { .. })).is_none());
         // A joined user namespace is a user namespace: devices are bound, not made.
