@@ -2,7 +2,32 @@
 //!
 //! Invariant: it decides how, never what. What to do comes from a plan made by berth-core;
 //! what the planner needs to know about this machine comes from [`probe::host_facts`].
+//! [`LinuxBackend`] carries a plan out (see [`backend`] for the runtime/init protocol);
+//! every `unsafe` block lives in one private module, `sys`.
+//!
+//! Not implemented yet, each a clear [`LinuxError::NotImplemented`]: netlink ops
+//! (networking is a later issue), cgroup v2 device filtering (the eBPF program), and the
+//! seccomp `notify` action.
 
 #![warn(missing_docs)]
 
 pub mod probe;
+
+pub mod backend;
+mod cgroup;
+mod console;
+pub mod error;
+mod fs;
+mod hooks;
+mod init;
+mod ns;
+mod ops;
+mod process;
+mod proto;
+mod seccomp;
+pub mod state;
+mod sys;
+
+pub use backend::{EXEC_FIFO, LinuxBackend, Trace};
+pub use console::{recv_fd, set_winsize};
+pub use error::LinuxError;

@@ -1,0 +1,270 @@
+//! One op, carried out in the calling process: the dispatch from [`Op`] to the module that
+//! knows how.
+//!
+//! The match is exhaustive without a wildcard, so a new op does not compile until this
+//! backend says what it does with it.
+
+use berth_core::plan::{Actor, Op, Plan, Step};
+
+use crate::backend::{Bound, LinuxBackend, Made, Role};
+use crate::error::{AtStep, LinuxError};
+
+impl LinuxBackend {
+    /// Before init switches its root, connects to the host sockets its later `send-fd`
+    /// steps name: after the switch their paths are out of reach. (runc relays the console
+    /// through its parent instead; a connection made early is the same to the listener.)
+    fn preconnect(&mut self, plan: &Plan, text: &str) -> Result<(), LinuxError> {
+        for s in &plan.steps {
+            if let (Actor::Init, Op::SendFd { socket, .. }) = (s.actor, &s.op)
+                && !self.preconnected.iter().any(|(p, _)| p == socket)
+            {
+                let stream = crate::console::connect(socket).at(text)?;
+                self.preconnected.push((socket.clone(), stream));
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out `step` in this process. Sync ops, spawn, kill and exec are the
+    /// callers' business (runtime and init handle them differently).
+    #[deny(clippy::wildcard_enum_match_arm)]
+    pub(crate) fn run_op(
+        &mut self,
+        plan: &Plan,
+        step: &Step,
+        text: &str,
+    ) -> Result<(), LinuxError> {
+        let not_here = |got: &str| LinuxError::Protocol {
+            step: text.to_owned(),
+            got: got.to_owned(),
+        };
+        let netlink = || LinuxError::NotImplemented {
+            step: text.to_owned(),
+            what: "netlink (networking, a later issue)",
+        };
+        let pivoted = self.pivoted.clone();
+        let pivoted = pivoted.as_ref();
+        match &step.op {
+            Op::Signal(_) | Op::Wait(_) | Op::Spawn { .. } | Op::Kill { .. } | Op::Exec { .. } => {
+                Err(not_here(
+                    "a sync, spawn, kill or exec step in the op dispatch",
+                ))
+            }
+            Op::StateCreate { dir } => {
+                crate::state::create_dir(dir).at(text)?;
+                self.state_dir = Some(dir.as_str().into());
+                Ok(())
+            }
+            Op::StateRemove { dir } => crate::state::remove_dir(dir).at(text),
+            Op::StateWrite {
+                dir,
+                id,
+                bundle,
+                pid,
+                status,
+            } => {
+                let pid = self.bound_pid(plan, *pid, text)?;
+                crate::state::write_state(dir, id, bundle, pid.as_raw(), status).at(text)
+            }
+            Op::WritePidFile { path, pid } => {
+                let pid = self.bound_pid(plan, *pid, text)?;
+                crate::state::write_atomic(
+                    std::path::Path::new(path.as_str()),
+                    pid.as_raw().to_string().as_bytes(),
+                )
+                .at(text)
+            }
+            Op::Unlink { path } => crate::fs::unlink(path, pivoted).at(text),
+            Op::Unshare { ns } => crate::ns::unshare(ns).at(text),
+            Op::Setns { ns, from } => self.setns(plan, *ns, from, text),
+            Op::OpenNs { of, ns, fd } => {
+                let pid = self.bound_pid(plan, *of, text)?;
+                let opened = crate::ns::open_ns(pid, *ns).at(text)?;
+                self.bind(fd.index(), Bound::Fd(opened));
+                Ok(())
+            }
+            Op::OpenOwnNs { ns, fd } => {
+                let opened = crate::ns::open_own_ns(*ns).at(text)?;
+                self.bind(fd.index(), Bound::Fd(opened));
+                Ok(())
+            }
+            Op::WriteSetgroups { pid, allow } => {
+                let pid = self.bound_pid(plan, *pid, text)?;
+                crate::ns::write_setgroups(pid, *allow).at(text)
+            }
+            Op::WriteIdMap {
+                pid,
+                kind,
+                mappings,
+            } => {
+                let pid = self.bound_pid(plan, *pid, text)?;
+                crate::ns::write_id_map(pid, *kind, mappings).at(text)
+            }
+            Op::MkdirAll { path, mode, made } => {
+                let paths = crate::fs::mkdir_all(path, *mode, pivoted).at(text)?;
+                self.bind(
+                    made.index(),
+                    Bound::Made(Made {
+                        paths,
+                        ..Made::default()
+                    }),
+                );
+                Ok(())
+            }
+            Op::MkMountPoint { path, source, made } => {
+                let paths = crate::fs::mk_mount_point(path, source.as_ref(), pivoted).at(text)?;
+                self.bind(
+                    made.index(),
+                    Bound::Made(Made {
+                        paths,
+                        ..Made::default()
+                    }),
+                );
+                Ok(())
+            }
+            Op::RemoveMade { made } => {
+                let made = self.take_made(plan, *made, text)?;
+                crate::fs::remove_made(&made.paths, pivoted).at(text)?;
+                crate::cgroup::remove_dirs(&made.cgroup_dirs).at(text)
+            }
+            Op::Symlink { target, link } => crate::fs::symlink(target, link, pivoted).at(text),
+            Op::Mknod {
+                path,
+                kind,
+                major,
+                minor,
+                mode,
+                uid,
+                gid,
+            } => crate::fs::mknod(path, *kind, *major, *minor, *mode, *uid, *gid, pivoted).at(text),
+            Op::Chown { path, uid, gid } => crate::fs::chown(path, *uid, *gid, pivoted).at(text),
+            Op::Mount(m) => crate::fs::mount(m, pivoted).at(text),
+            Op::Remount { target, flags } => crate::fs::remount(target, flags, pivoted).at(text),
+            Op::SetPropagation {
+                target,
+                propagation,
+                recursive,
+            } => crate::fs::set_propagation(target, *propagation, *recursive, pivoted).at(text),
+            Op::Umount { target, detach } => crate::fs::umount(target, *detach, pivoted).at(text),
+            Op::MaskPath { path } => crate::fs::mask(path, pivoted).at(text),
+            Op::ReadonlyPath { path } => crate::fs::readonly(path, pivoted).at(text),
+            Op::PivotRoot { new_root } => {
+                self.preconnect(plan, text)?;
+                crate::fs::pivot_root(new_root).at(text)?;
+                self.pivoted = Some(new_root.clone());
+                Ok(())
+            }
+            Op::Chroot { new_root } => {
+                self.preconnect(plan, text)?;
+                crate::fs::chroot(new_root).at(text)?;
+                self.pivoted = Some(new_root.clone());
+                Ok(())
+            }
+            Op::Chdir { path } => crate::fs::chdir(path, pivoted).at(text),
+            Op::SetHostname(name) => crate::process::sethostname(name).at(text),
+            Op::SetDomainname(name) => crate::process::setdomainname(name).at(text),
+            Op::Sysctl { key, value } => crate::process::sysctl(key, value).at(text),
+            Op::SetRlimit {
+                resource,
+                soft,
+                hard,
+            } => crate::process::setrlimit(*resource, *soft, *hard).at(text),
+            Op::OomScoreAdj(v) => crate::process::oom_score_adj(*v).at(text),
+            Op::Umask(m) => {
+                crate::process::umask(*m);
+                Ok(())
+            }
+            Op::CapBounding(set) => crate::process::cap_bounding(*set).at(text),
+            Op::CapSet {
+                effective,
+                permitted,
+                inheritable,
+                ambient,
+            } => crate::process::capset(*effective, *permitted, *inheritable, *ambient).at(text),
+            Op::Setgroups(groups) => crate::process::setgroups(groups).at(text),
+            Op::Setgid(gid) => crate::process::setgid(*gid).at(text),
+            Op::Setuid(uid) => crate::process::setuid(*uid).at(text),
+            Op::NoNewPrivs => crate::process::no_new_privs().at(text),
+            Op::Seccomp(profile) => crate::seccomp::load(profile, text),
+            Op::CloseFds { preserve } => crate::process::close_fds(*preserve).at(text),
+            Op::SetupConsole { master } => {
+                let fd = crate::console::setup_console(pivoted).at(text)?;
+                self.bind(master.index(), Bound::Fd(fd));
+                Ok(())
+            }
+            Op::SendFd { fd, socket } => {
+                let stream = match self.preconnected.iter().position(|(p, _)| p == socket) {
+                    Some(i) => self.preconnected.swap_remove(i).1,
+                    None => crate::console::connect(socket).at(text)?,
+                };
+                let fd = self.bound_fd(plan, *fd, text)?;
+                crate::console::send_fd(fd, &stream).at(text)
+            }
+            Op::RunHook {
+                kind,
+                index: _,
+                hook,
+                pid,
+            } => {
+                let pid = match &self.role {
+                    Role::Init(side) => side.host_pid,
+                    Role::Runtime => self.bound_pid(plan, *pid, text)?.as_raw(),
+                };
+                crate::hooks::run(plan, *kind, hook, pid, text)
+            }
+            Op::CgroupCreate { cgroup, made } => {
+                let dirs = crate::cgroup::create(cgroup).at(text)?;
+                self.bind(
+                    made.index(),
+                    Bound::Made(Made {
+                        cgroup_dirs: dirs,
+                        ..Made::default()
+                    }),
+                );
+                Ok(())
+            }
+            Op::CgroupEnable {
+                cgroup,
+                controllers,
+                made,
+            } => {
+                let enabled = crate::cgroup::enable(cgroup, controllers).at(text)?;
+                self.bind(
+                    made.index(),
+                    Bound::Made(Made {
+                        controllers: enabled,
+                        ..Made::default()
+                    }),
+                );
+                Ok(())
+            }
+            Op::CgroupDisable { cgroup, made } => {
+                let made = self.take_made(plan, *made, text)?;
+                crate::cgroup::disable(cgroup, &made.controllers).at(text)
+            }
+            Op::CgroupWrite {
+                cgroup,
+                file,
+                value,
+            } => crate::cgroup::write(cgroup, file, value).at(text),
+            Op::CgroupAttach { cgroup, pid } => {
+                let pid = self.bound_pid(plan, *pid, text)?;
+                crate::cgroup::attach(cgroup, pid).at(text)
+            }
+            Op::CgroupDevices { .. } => Err(LinuxError::NotImplemented {
+                step: text.to_owned(),
+                what: "cgroup v2 device filtering (eBPF)",
+            }),
+            Op::CgroupRemove { cgroup } => crate::cgroup::remove(cgroup).at(text),
+            Op::LinkAdd { .. }
+            | Op::LinkDel { .. }
+            | Op::LinkGet { .. }
+            | Op::LinkSetUp { .. }
+            | Op::LinkSetMaster { .. }
+            | Op::AddrAdd { .. }
+            | Op::AddrDel { .. }
+            | Op::RouteAdd { .. }
+            | Op::RouteDel { .. } => Err(netlink()),
+        }
+    }
+}

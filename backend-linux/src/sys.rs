@@ -1,0 +1,266 @@
+//! Every `unsafe` block of berth: the system calls nix has no safe wrapper for.
+//!
+//! nix's safe wrappers are used everywhere else; this module wraps `clone3`, `capset`, the
+//! capability `prctl`s, `setdomainname`, `close_range`, the pty ioctls and the seccomp
+//! filter load. Each wrapper is safe to call: its `// SAFETY:` comment names the invariant
+//! that makes the raw call sound. Raw fds returned by the kernel become [`OwnedFd`] at once.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+/// What [`clone_fork`] returns in each of the two processes.
+#[derive(Debug)]
+pub(crate) enum Forked {
+    /// In the caller: the child's pid, as the caller's pid namespace sees it.
+    Parent(Pid),
+    /// In the child.
+    Child,
+}
+
+/// `struct clone_args` of `linux/sched.h` (version 0, 64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// Counts the threads of this process (`Threads:` of `/proc/self/status`).
+pub(crate) fn thread_count() -> std::io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1))
+}
+
+/// clone(2) like fork(2), into the new namespaces in `flags`: the child runs on a copy of
+/// the caller's stack and memory and returns [`Forked::Child`]; SIGCHLD is sent to the
+/// parent when it exits.
+///
+/// The caller must be single-threaded: [`crate::backend`] checks [`thread_count`] first.
+pub(crate) fn clone_fork(flags: CloneFlags) -> nix::Result<Forked> {
+    // Only namespace flags pass: CLONE_VM, CLONE_THREAD, CLONE_SETTLS and friends would make
+    // the child share memory or need a stack, which this fork-like call does not give.
+    let ns_only = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    let mut bits = u64::try_from((flags & ns_only).bits()).unwrap_or(0);
+    if flags.bits() & libc::CLONE_NEWTIME != 0 {
+        bits |= u64::try_from(libc::CLONE_NEWTIME).unwrap_or(0);
+    }
+    let args = CloneArgs {
+        flags: bits,
+        exit_signal: u64::try_from(libc::SIGCHLD).unwrap_or(17),
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid, fully initialised `clone_args` whose size is passed along;
+    // it asks for no shared memory, no stack and no TLS change, so the child gets a private
+    // copy-on-write copy of this address space and resumes here, as after fork(2). That
+    // copy is sound because this process has a single thread (the caller checked
+    // `thread_count() == 1`; berth spawns no thread before its init): no other thread can
+    // hold a lock (malloc's, stdout's) that would stay locked forever in the child. glibc's
+    // cached thread id in the child's TCB stays the parent's; glibc >= 2.34 `raise` and
+    // `abort` ask the kernel (`gettid`) instead, and Rust's std never reads the cache, so
+    // the stale value is never used. The child never returns into code that assumes it is
+    // the parent: `crate::init` ends it with `_exit`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(
+            i32::try_from(pid).map_err(|_| Errno::EOVERFLOW)?,
+        ))),
+    }
+}
+
+/// _exit(2): ends the process at once, without atexit handlers or stdio flushes (init is a
+/// copy of the runtime: flushing the runtime's buffers twice would duplicate its output).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an int and does not return; it touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores and execve would
+/// pass on: the container's process must die of a broken pipe as any process does.
+pub(crate) fn default_sigpipe() -> nix::Result<()> {
+    // SAFETY: SIG_DFL installs no handler, so no code of ours can run in signal context.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }
+    .map(drop)
+}
+
+/// setdomainname(2).
+pub(crate) fn setdomainname(name: &[u8]) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`, which outlives the call; the kernel
+    // only reads that many bytes.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAP_V3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// capset(2) of the calling thread: the three sets as 64-bit masks.
+pub(crate) fn capset(effective: u64, permitted: u64, inheritable: u64) -> nix::Result<()> {
+    let word = |v: u64, i: u32| u32::try_from((v >> (32 * i)) & 0xffff_ffff).unwrap_or(0);
+    let data = [0u32, 1].map(|i| CapData {
+        effective: word(effective, i),
+        permitted: word(permitted, i),
+        inheritable: word(inheritable, i),
+    });
+    let header = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    // SAFETY: `header` is a valid v3 header for the calling thread (pid 0), and `data` is
+    // the two-element array that version 3 reads; both live across the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// prctl(2) with integer arguments only.
+fn prctl(option: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> nix::Result<libc::c_int> {
+    // SAFETY: every option passed here (`PR_CAPBSET_*`, `PR_CAP_AMBIENT`) takes plain
+    // integers, no pointers; the unused arguments are zero as the man page requires.
+    let ret = unsafe { libc::prctl(option, a, b, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    Errno::result(ret)
+}
+
+/// Drops `cap` from the bounding set (PR_CAPBSET_DROP).
+pub(crate) fn capbset_drop(cap: u32) -> nix::Result<()> {
+    prctl(libc::PR_CAPBSET_DROP, cap.into(), 0).map(drop)
+}
+
+/// Whether `cap` is in the bounding set (PR_CAPBSET_READ); `EINVAL` for an unknown cap.
+pub(crate) fn capbset_read(cap: u32) -> nix::Result<bool> {
+    prctl(libc::PR_CAPBSET_READ, cap.into(), 0).map(|v| v == 1)
+}
+
+/// Empties the ambient set.
+pub(crate) fn ambient_clear_all() -> nix::Result<()> {
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        0,
+    )
+    .map(drop)
+}
+
+/// Raises `cap` in the ambient set.
+pub(crate) fn ambient_raise(cap: u32) -> nix::Result<()> {
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+        cap.into(),
+    )
+    .map(drop)
+}
+
+/// Marks every fd from `first` up close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC).
+pub(crate) fn cloexec_from(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing; it only sets a flag on
+    // fds of this process, so no `OwnedFd` anywhere is invalidated.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Unlocks the pty `master` and opens its peer (TIOCSPTLCK, TIOCGPTPEER); returns the
+/// peer and its number (`/dev/pts/N`).
+pub(crate) fn pty_peer(master: &OwnedFd) -> nix::Result<(OwnedFd, u32)> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, which points at `unlock`.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) };
+    Errno::result(ret)?;
+    let mut number: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int through the pointer, which points at
+    // `number`.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut number) };
+    Errno::result(ret)?;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes the open flags as its integer argument and returns a new
+    // fd (or -1); it reads no memory of ours.
+    let fd = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    let fd = Errno::result(fd)?;
+    // SAFETY: the kernel just returned `fd` as a new open file; nothing else owns it.
+    let peer = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok((peer, number))
+}
+
+/// Makes `tty` the controlling terminal of this process (TIOCSCTTY); it must be a session
+/// leader without one.
+pub(crate) fn set_controlling_tty(tty: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and reads no memory.
+    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets a terminal's window size (TIOCSWINSZ).
+pub(crate) fn set_winsize(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `struct winsize` through the pointer, which points at
+    // `ws`.
+    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    Errno::result(ret).map(drop)
+}
+
+/// Takes ownership of fds that arrived in an SCM_RIGHTS message.
+pub(crate) fn owned_from_scm_rights(fds: Vec<std::os::fd::RawFd>) -> Vec<OwnedFd> {
+    fds.into_iter()
+        // SAFETY: the kernel installed each of these fds in this process when it delivered
+        // the SCM_RIGHTS message; nothing else holds them yet, so each gets one owner here.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect()
+}
