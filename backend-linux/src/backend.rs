@@ -8,23 +8,41 @@
 //! and carries out the init steps that follow the spawn by itself, in order
 //! (module `init`). So `apply` of an init step in the runtime only notes it; the two
 //! processes meet only at the plan's sync points, over a `SOCK_SEQPACKET` socketpair with a
-//! few fixed-size messages (module `proto`):
+//! few small messages (module `proto` has their wire format):
 //!
-//! | plan step                | runtime does                           | init does                   |
-//! |--------------------------|----------------------------------------|-----------------------------|
-//! | runtime `spawn`          | clone; sends `Pid(pid)`                | reads `Pid`, runs its steps |
-//! | runtime `signal P`       | sends `Go(P)`                          | `wait P` returns            |
-//! | init `signal P`          | `wait P` returns                       | sends `Signal(P)`           |
-//! | init step k fails        | `wait` returns [`LinuxError::InInit`]  | undoes its steps, sends `Failed(k)`, exits |
-//! | runtime step fails       | rollback: its first undo step sends `Abort` and waits | undoes its steps, sends `Aborted`, exits |
-//! | init `exec`              | next runtime step waits for end of file | execve: its CLOEXEC socket closes |
+//! | plan step                 | runtime does                             | init does                                |
+//! |---------------------------|------------------------------------------|------------------------------------------|
+//! | runtime `spawn`           | clone; sends `Pid(pid)`                  | reads `Pid`, runs its steps              |
+//! | runtime `signal P`        | sends `Go(P)`                            | `wait P` returns                         |
+//! | init `signal P`           | `wait P` returns, taking in the reports  | sends a `Report` if it made any, `Signal(P)` |
+//! | init step k fails         | `wait` returns [`LinuxError::InInit`]    | sends its `Report`, `Failed(k)`; exits   |
+//! | runtime step fails        | rollback: applies every undo (all its own), in reverse; first lets a running init reach its next stop, taking in its `Report` | (waits, or reaches its stop) |
+//! | runtime `kill` (undo of `spawn`) | sends `Abort` if init waits; SIGKILL; reaps | sends `Aborted`; exits, undoing nothing |
+//! | init `exec`               | next runtime step waits for end of file  | sends its `Report`; execve closes its (CLOEXEC) socket |
 //!
-//! After the abort (or init's own failure) the runtime's undo steps of init's steps are
-//! no-ops, and the undo of `spawn` (`kill`) reaps the exited init. Past init's `exec` nobody
-//! is left to undo init's steps: its namespaces die with the container's process, but the
-//! mount points it made in the rootfs stay (as with runc). If the runtime dies, init reads
-//! end of file: before the start barrier that is an abort; at the barrier it is `create`
-//! having finished.
+//! Init never undoes anything ([`berth_core::plan::undo`] makes every undo a runtime step):
+//! its mounts live in its own mount namespace and die with it when the runtime kills it;
+//! what it made on disk the runtime removes from the host's view. For that the runtime must
+//! know what init made, which only init's process bound: before each message init sends,
+//! it reports what it made since its previous one, in one `Report` message (several when
+//! it is long): the entries of each made-list handle it bound (`mkmountpoint`, `mkdir -p`;
+//! items for one handle append) and the file of each `mknod` or `ln -s` step whose undo
+//! the runtime performs. Locations go as the host's mount namespace names them:
+//! `[ROOT]PATH` as is (before init's root switch that is the same directory in both views;
+//! the runtime resolves it inside ROOT, as init did), a path made after the switch as
+//! `[ROOT]PATH` of the root it switched to. Every
+//! entry carries the made file's identity (device and inode): the runtime's `remove-made`
+//! and `unlink` remove a path only while it is still that file, and skip it when it is gone
+//! or is another file (a path init made inside a filesystem only its own namespace had,
+//! such as the tmpfs on `/dev`, may name the image's own file in the host's view). The
+//! runtime does so even past init's exec (a failing poststart hook): nothing of init is
+//! needed for it. Since Linux 3.18 a directory that is a mount point only in another mount
+//! namespace can be removed (it is detached there), so this works while init still lives.
+//! Made-lists init binds after its last message to a runtime that still listens (none in
+//! a planned `create`: init's last steps before `exec` make nothing) are not reported.
+//!
+//! If the runtime dies, init reads end of file: before the start barrier that is an abort;
+//! at the barrier it is `create` having finished.
 //!
 //! # The start barrier
 //!
@@ -43,7 +61,11 @@
 //!
 //! Handles are bound in a table indexed by handle number, in the process whose step bound
 //! them: `$init.pid` in the runtime (the pid as the host sees it), a made-list where the op
-//! ran, an fd where it was opened. Init starts with a copy of the runtime's table.
+//! ran (and init's, as init reported them, in the runtime too), an fd where it was opened.
+//! Init starts with a copy of the runtime's table, so an fd the runtime bound before the
+//! spawn (`connect` of the console socket) is init's as well; once init is cloned, the
+//! runtime closes its copies of the fds no later runtime step uses. Every fd is opened
+//! close-on-exec, so none reaches the container's process.
 //!
 //! # Trace
 //!
@@ -72,14 +94,12 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::error::{AtStep, Call, LinuxError};
-use crate::proto::{Msg, Received, recv_msg, send_msg};
+use crate::fs::FileId;
+use crate::proto::{Made, Msg, Received, recv_msg, send_msg};
 use crate::sys::{self, Forked};
 
 /// The name of the start-barrier fifo in the state directory.
 pub const EXEC_FIFO: &str = "exec.fifo";
-
-/// How long the runtime waits for init to undo its steps after an abort before killing it.
-const ABORT_GRACE: Duration = Duration::from_secs(10);
 
 /// An append-only file that receives the line of every applied step.
 #[derive(Debug)]
@@ -116,12 +136,12 @@ pub(crate) enum Bound {
     /// An open fd.
     Fd(OwnedFd),
     /// What an op made.
-    Made(Made),
+    Made(MadeList),
 }
 
 /// What a `mkdir -p`-like op made, to be removed by its undo.
 #[derive(Debug, Default)]
-pub(crate) struct Made {
+pub(crate) struct MadeList {
     /// Files and directories made, outermost first.
     pub(crate) paths: Vec<crate::fs::MadeEntry>,
     /// Cgroup directories made, outermost first.
@@ -139,7 +159,7 @@ pub(crate) enum InitState {
     Running,
     /// Past its `exec`: the container's process.
     Execd,
-    /// Exited after undoing its steps (a failure or an abort).
+    /// Exited (its failure, or an abort) or about to.
     Gone,
 }
 
@@ -170,6 +190,10 @@ pub(crate) struct InitSide {
     pub(crate) fifo: Option<OwnedFd>,
     /// Its own pid as the runtime sees it (for hook state).
     pub(crate) host_pid: i32,
+    /// Made-list handles bound since init's last message to the runtime.
+    pub(crate) pending_made: Vec<usize>,
+    /// Files its `mknod`/`ln -s` steps made since its last message: step index, identity.
+    pub(crate) pending_nodes: Vec<(usize, FileId)>,
 }
 
 /// Executes plans with real syscalls. See the module docs for the protocol.
@@ -187,8 +211,9 @@ pub struct LinuxBackend {
     pub(crate) state_dir: Option<PathBuf>,
     /// The start fifo's write end, once `signal start` opened it.
     pub(crate) start_fifo: Option<OwnedFd>,
-    /// Host sockets init connected to before its root switch, for its `send-fd` steps.
-    pub(crate) preconnected: Vec<(HostPath, std::os::unix::net::UnixStream)>,
+    /// In the runtime: the files init's `mknod`/`ln -s` steps made, as init reported them
+    /// (step index, identity).
+    pub(crate) init_nodes: Vec<(usize, FileId)>,
 }
 
 impl Default for LinuxBackend {
@@ -210,7 +235,7 @@ impl LinuxBackend {
             pivoted: None,
             state_dir: None,
             start_fifo: None,
-            preconnected: Vec::new(),
+            init_nodes: Vec::new(),
         }
     }
 
@@ -339,7 +364,7 @@ impl LinuxBackend {
         plan: &Plan,
         r: MadeRef,
         step: &str,
-    ) -> Result<Made, LinuxError> {
+    ) -> Result<MadeList, LinuxError> {
         match self.bound.get_mut(r.index()) {
             Some(slot @ Some(Bound::Made(_))) => match slot.take() {
                 Some(Bound::Made(m)) => Ok(m),
@@ -376,9 +401,13 @@ impl LinuxBackend {
             .link
             .as_ref()
             .is_some_and(|l| l.state == InitState::Running);
-        if init_running && index.is_some() && !matches!(step.op, Op::Wait(_)) {
+        if init_running && !matches!(step.op, Op::Wait(_)) {
             // Only init's exec hands control back without a signal (Plan::check).
-            self.await_exec(plan, &text)?;
+            if index.is_some() {
+                self.await_exec(plan, &text)?;
+            } else {
+                self.settle_init(plan, &text);
+            }
         }
         self.check_fault(index, &text)?;
         match &step.op {
@@ -407,6 +436,16 @@ impl LinuxBackend {
                 self.trace_line(index, &text);
                 Ok(())
             }
+            Op::Unlink { path } if index.is_none() => {
+                let origin = init_node_steps(plan, step);
+                if origin.is_empty() {
+                    self.run_op(plan, step, &text)?;
+                } else {
+                    self.unlink_init_node(path, &origin).at(&text)?;
+                }
+                self.trace_line(index, &text);
+                Ok(())
+            }
             _ => {
                 self.run_op(plan, step, &text)?;
                 self.trace_line(index, &text);
@@ -415,9 +454,29 @@ impl LinuxBackend {
         }
     }
 
-    /// An init step seen by the runtime: init carries it out itself (or, in a rollback,
-    /// undid it already when it was aborted).
+    /// An init step seen by the runtime: init carries it out itself.
     fn note_init_step(&mut self) -> Result<(), LinuxError> {
+        Ok(())
+    }
+
+    /// The undo of init's `mknod`/`ln -s` steps `origin` (one, in a sane plan): removes
+    /// the file init reported making at `path`, if the path still names it; nothing when
+    /// init reported none (its step did not run, or init died before it could say).
+    fn unlink_init_node(
+        &self,
+        path: &berth_core::plan::Location,
+        origin: &[usize],
+    ) -> crate::error::SysResult<()> {
+        let ids = self
+            .init_nodes
+            .iter()
+            .filter(|(step, _)| origin.contains(step))
+            .map(|(_, id)| *id);
+        for id in ids {
+            if crate::fs::remove_if_same(path, id, false, None)? {
+                break;
+            }
+        }
         Ok(())
     }
 
@@ -459,6 +518,7 @@ impl LinuxBackend {
                 drop(theirs);
                 drop(fifo);
                 self.stdio = [None, None, None];
+                self.drop_fds_init_took(plan, spawn_index + 1);
                 self.bind(pid_ref.index(), Bound::Pid(pid));
                 let sent = send_msg(&ours, &Msg::Pid(pid.as_raw()));
                 self.link = Some(InitLink {
@@ -467,6 +527,26 @@ impl LinuxBackend {
                     state: InitState::Waiting,
                 });
                 sent.call("send").at(text)
+            }
+        }
+    }
+
+    /// After the clone: closes the runtime's copies of the bound fds that no runtime step
+    /// from `from` on uses (init has its own; the console socket's listener must see the
+    /// connection end when init's copy goes).
+    fn drop_fds_init_took(&mut self, plan: &Plan, from: usize) {
+        let used: Vec<usize> = plan.steps[from.min(plan.steps.len())..]
+            .iter()
+            .filter(|s| s.actor == Actor::Runtime)
+            .flat_map(|s| s.op.uses())
+            .filter_map(|r| match r {
+                AnyRef::Fd(fd) => Some(fd.index()),
+                _ => None,
+            })
+            .collect();
+        for (i, slot) in self.bound.iter_mut().enumerate() {
+            if matches!(slot, Some(Bound::Fd(_))) && !used.contains(&i) {
+                *slot = None;
             }
         }
     }
@@ -582,6 +662,73 @@ impl LinuxBackend {
         }
     }
 
+    /// Receives init's next message that is not a report of what it made; those it takes
+    /// into the handle table on the way.
+    fn recv_from_init(&mut self, plan: &Plan, text: &str) -> Result<Received, LinuxError> {
+        loop {
+            let Some(sock) = self.link.as_ref().and_then(|l| l.sock.as_ref()) else {
+                return Err(LinuxError::Protocol {
+                    step: text.to_owned(),
+                    got: "no channel to init in this process".to_owned(),
+                });
+            };
+            match recv_msg(sock).call("recv").at(text)? {
+                Received::Msg(Msg::Report(items)) => {
+                    for item in items {
+                        self.take_init_report(plan, item, text)?;
+                    }
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Takes in one item of init's report: entries appended to its made-list (which one
+    /// of init's `mkdir -p`-like steps must bind), or the file of its `mknod`/`ln -s` step.
+    fn take_init_report(&mut self, plan: &Plan, item: Made, text: &str) -> Result<(), LinuxError> {
+        let protocol = |got: String| LinuxError::Protocol {
+            step: text.to_owned(),
+            got,
+        };
+        match item {
+            Made::Node { step, id } => {
+                let index = usize::try_from(step).ok().filter(|i| {
+                    plan.steps.get(*i).is_some_and(|s| {
+                        s.actor == Actor::Init
+                            && matches!(s.op, Op::Mknod { .. } | Op::Symlink { .. })
+                    })
+                });
+                let Some(index) = index else {
+                    return Err(protocol(format!(
+                        "a node made by step {step}, not init's mknod or ln -s"
+                    )));
+                };
+                self.init_nodes.push((index, id));
+            }
+            Made::List { handle, entries } => {
+                let index = usize::try_from(handle)
+                    .ok()
+                    .filter(|h| made_by_init(plan, *h));
+                let Some(index) = index else {
+                    return Err(protocol(format!(
+                        "a made-list for handle {handle}, which no init step binds"
+                    )));
+                };
+                match self.bound.get_mut(index) {
+                    Some(Some(Bound::Made(m))) => m.paths.extend(entries),
+                    _ => self.bind(
+                        index,
+                        Bound::Made(MadeList {
+                            paths: entries,
+                            ..MadeList::default()
+                        }),
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The runtime's `wait P`: blocks until init signals P or reports its failure.
     fn wait_for_init(
         &mut self,
@@ -589,14 +736,9 @@ impl LinuxBackend {
         point: SyncPoint,
         text: &str,
     ) -> Result<(), LinuxError> {
+        self.link_for(plan, text)?;
+        let got = self.recv_from_init(plan, text)?;
         let link = self.link_for(plan, text)?;
-        let Some(sock) = link.sock.as_ref() else {
-            return Err(LinuxError::Protocol {
-                step: text.to_owned(),
-                got: "no channel to init in this process".to_owned(),
-            });
-        };
-        let got = recv_msg(sock).call("recv").at(text)?;
         match got {
             Received::Msg(Msg::Signal(p)) if p == point => {
                 link.state = InitState::Waiting;
@@ -629,8 +771,12 @@ impl LinuxBackend {
         let Some(link) = self.link.as_mut() else {
             return Ok(());
         };
-        if let Some(sock) = link.sock.as_ref() {
-            match recv_msg(sock).call("recv").at(text)? {
+        if link.sock.is_some() {
+            let got = self.recv_from_init(plan, text)?;
+            let Some(link) = self.link.as_mut() else {
+                return Ok(());
+            };
+            match got {
                 Received::Eof => {
                     link.state = InitState::Execd;
                     link.sock = None;
@@ -665,52 +811,51 @@ impl LinuxBackend {
         }
     }
 
-    /// In a rollback while init waits: tell it to undo its steps, and wait until it has.
-    fn abort_init(&mut self) {
-        let Some(link) = self.link.as_mut() else {
-            return;
-        };
-        if !matches!(link.state, InitState::Waiting | InitState::Running) {
-            return;
-        }
-        link.state = InitState::Gone;
-        let Some(sock) = link.sock.as_ref() else {
-            return;
-        };
-        if send_msg(sock, &Msg::Abort).is_err() {
-            return;
-        }
-        let deadline = Instant::now() + ABORT_GRACE;
+    /// In a rollback while init is still carrying out its steps (a runtime `wait` failed
+    /// before init reached its signal): lets it reach its next stop (a signal, its exec, or
+    /// its end) and takes in what it reports having made, so that the undos that follow
+    /// know all of it.
+    fn settle_init(&mut self, plan: &Plan, text: &str) {
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            if ms == 0 {
+            let Some(link) = self.link.as_ref() else {
+                return;
+            };
+            if link.state != InitState::Running {
                 return;
             }
-            let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(0) => continue,
-                Err(Errno::EINTR) => continue,
-                Err(_) => return,
-                Ok(_) => {}
+            if link.sock.is_none() {
+                let _ = self.await_exec(plan, text);
+                return;
             }
-            // A running init may first finish a `signal`; it reads the abort at its next
-            // `wait`.
-            match recv_msg(sock) {
-                Ok(Received::Msg(Msg::Aborted | Msg::Failed { .. }) | Received::Eof) | Err(_) => {
-                    return;
+            let got = self.recv_from_init(plan, text);
+            let Some(link) = self.link.as_mut() else {
+                return;
+            };
+            match got {
+                Ok(Received::Msg(Msg::Signal(_))) => link.state = InitState::Waiting,
+                Ok(Received::Eof) => {
+                    link.state = InitState::Execd;
+                    link.sock = None;
                 }
-                Ok(_) => continue,
+                Ok(Received::Msg(_) | Received::Garbage) | Err(_) => link.state = InitState::Gone,
             }
         }
     }
 
-    /// `kill -KILL PID` and reap it; for init, first let it undo its own steps.
+    /// `kill -KILL PID` and reap it. For init still waiting at a sync point, an `Abort`
+    /// first, so that it ends by itself if it can (it undoes nothing: see the module docs);
+    /// the SIGKILL follows at once either way, and with init its mount namespace goes.
     fn kill(&mut self, plan: &Plan, r: PidRef, text: &str) -> Result<(), LinuxError> {
         let pid = self.bound_pid(plan, r, text)?;
         let ours = self.link.as_ref().is_some_and(|l| l.pid == pid);
-        if ours {
-            self.abort_init();
+        if let Some(link) = self.link.as_mut().filter(|_| ours) {
+            if link.state == InitState::Waiting
+                && let Some(sock) = link.sock.as_ref()
+            {
+                // Best effort: SIGKILL ends init whether or not it read this.
+                let _ = send_msg(sock, &Msg::Abort);
+            }
+            link.state = InitState::Gone;
         }
         match kill(pid, Signal::SIGKILL) {
             Ok(()) | Err(Errno::ESRCH) => {}
@@ -743,6 +888,31 @@ fn reap(pid: Pid) -> crate::error::SysResult<()> {
         }
     }
     Err(("wait for exit", Errno::ETIMEDOUT))
+}
+
+/// Whether made-list handle `index` is bound by one of init's steps.
+pub(crate) fn made_by_init(plan: &Plan, index: usize) -> bool {
+    plan.steps.iter().any(|s| {
+        s.actor == Actor::Init
+            && matches!(
+                &s.op,
+                Op::MkdirAll { made, .. } | Op::MkMountPoint { made, .. } if made.index() == index
+            )
+    })
+}
+
+/// The indices of init's `mknod`/`ln -s` steps whose undo is `undo_step`.
+fn init_node_steps(plan: &Plan, undo_step: &Step) -> Vec<usize> {
+    plan.steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.actor == Actor::Init
+                && matches!(s.op, Op::Mknod { .. } | Op::Symlink { .. })
+                && berth_core::plan::undo(s).as_ref() == Some(undo_step)
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The state directory a plan names (its `state-create`, else its first `state-write`).
@@ -780,10 +950,6 @@ impl Backend for LinuxBackend {
         // A step of the plan itself (not an undo made up by the rollback) is found by
         // address: execute passes references into `plan.steps`.
         let index = plan.steps.iter().position(|s| std::ptr::eq(s, step));
-        if index.is_none() && matches!(self.role, Role::Runtime) {
-            // The first undo of a rollback: init undoes its own steps first, and exits.
-            self.abort_init();
-        }
         match (&self.role, step.actor) {
             (Role::Runtime, Actor::Runtime) => self.runtime_step(plan, step, index),
             (Role::Runtime, Actor::Init) => self.note_init_step(),

@@ -68,19 +68,29 @@ pub fn set_winsize(tty: impl AsFd, rows: u16, cols: u16) -> Result<(), Errno> {
     sys::set_winsize(tty.as_fd(), rows, cols)
 }
 
-/// Connects to the console socket (a host path, so before the root switch).
+/// Connects to the console socket (the runtime, before the clone: init inherits the
+/// connection, as the path is out of its reach after its root switch). The fd is
+/// close-on-exec (std's sockets are), so it never reaches the container's process.
 pub(crate) fn connect(socket: &HostPath) -> SysResult<UnixStream> {
     UnixStream::connect(socket.as_str())
         .map_err(|e| ("connect console socket", crate::ns::io_errno(&e)))
 }
 
-/// Sends `fd` over `stream` (SCM_RIGHTS) with the name runc sends, `/dev/ptmx`.
-pub(crate) fn send_fd(fd: &OwnedFd, stream: &UnixStream) -> SysResult<()> {
+/// Sends `fd` over the connected unix socket `socket` (SCM_RIGHTS) with the name runc
+/// sends, `/dev/ptmx`.
+pub(crate) fn send_fd(fd: &OwnedFd, socket: &OwnedFd) -> SysResult<()> {
     let name = b"/dev/ptmx";
     let iov = [IoSlice::new(name)];
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).call("sendmsg")?;
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &cmsg,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .call("sendmsg")?;
     Ok(())
 }
 

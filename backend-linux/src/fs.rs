@@ -6,6 +6,12 @@
 //! `*at` calls on the parent directory, or `/proc/self/fd/N` for mount(2), which follows
 //! that magic link to exactly the file the fd holds. [`Location::Host`] paths are taken as
 //! they are. Once the root is switched (`pivoted`), `[ROOT]PATH` of that root means `PATH`.
+//!
+//! What a `mkdir -p`-like op, `mknod` or `ln -s` makes is identified by its [`FileId`], so
+//! that its removal (by the runtime, for what init made, seen from the host's mount
+//! namespace) removes that very file and never another one found at the same path: in the
+//! host's view `[ROOT]/dev/null` may be the image's own node, not the one init made on its
+//! tmpfs at `/dev`.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -15,21 +21,65 @@ use berth_core::plan::{
     Propagation,
 };
 use nix::errno::Errno;
+use nix::fcntl::AtFlags;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::mount::{MntFlags, MsFlags, mount as sys_mount, umount2};
-use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, makedev, mkdirat, mknodat};
+use nix::sys::stat::{
+    FchmodatFlags, Mode, SFlag, fchmodat, fstat, fstatat, makedev, mkdirat, mknodat,
+};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
 
 use crate::error::{Call, SysResult};
 
+/// Which file a path names: its filesystem and inode, as `lstat` reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileId {
+    /// `st_dev`.
+    pub(crate) dev: u64,
+    /// `st_ino`.
+    pub(crate) ino: u64,
+}
+
+impl FileId {
+    fn of(st: &nix::sys::stat::FileStat) -> FileId {
+        FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
 /// One thing a `mkdir -p`-like op made.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct MadeEntry {
     /// Where it is.
     pub(crate) loc: Location,
     /// A directory (else a file).
     pub(crate) dir: bool,
+    /// The file made, so its removal removes nothing else.
+    pub(crate) id: FileId,
+}
+
+/// The same location as the host's mount namespace names it, for a process whose root is
+/// `pivoted`: `PATH` of the switched root is `[ROOT]PATH`, and before a switch the current
+/// root is the host's.
+pub(crate) fn host_view(loc: &Location, pivoted: Option<&HostPath>) -> Location {
+    match (loc, pivoted) {
+        (Location::Container(path), Some(root)) => Location::InRoot {
+            root: root.clone(),
+            path: path.clone(),
+        },
+        (Location::Container(path), None) => Location::Host(HostPath::new(path.as_str())),
+        (other, _) => other.clone(),
+    }
+}
+
+/// The identity of the file at `loc`, without following a final symlink.
+pub(crate) fn file_id(loc: &Location, pivoted: Option<&HostPath>) -> SysResult<FileId> {
+    let (parent, name) = open_parent(loc, pivoted)?;
+    let st = fstatat(&parent, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).call("fstatat")?;
+    Ok(FileId::of(&st))
 }
 
 /// MountFlags -> MsFlags: the one translation of core's flags to mount(2)'s.
@@ -241,15 +291,28 @@ fn mkdir_all_into(
             }
             Err(e) => return Err(("mkdirat", e)),
         }
-        made.push(MadeEntry { loc: p, dir: true });
         // The exact mode, whatever the umask.
-        let dir = openat(
+        let opened = openat(
             &parent,
             name.as_str(),
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .call("open made directory")?;
+        .call("open made directory")
+        .and_then(|dir| fstat(&dir).call("fstat made directory").map(|st| (dir, st)));
+        let (dir, st) = match opened {
+            Ok(v) => v,
+            Err(e) => {
+                // Made but not recorded yet: remove it here, or nobody would.
+                let _ = unlinkat(&parent, name.as_str(), UnlinkatFlags::RemoveDir);
+                return Err(e);
+            }
+        };
+        made.push(MadeEntry {
+            loc: p,
+            dir: true,
+            id: FileId::of(&st),
+        });
         nix::sys::stat::fchmod(&dir, mode).call("fchmod")?;
     }
     Ok(())
@@ -282,19 +345,23 @@ pub(crate) fn mk_mount_point(
         None => Vec::new(),
     };
     let created = open_parent(loc, pivoted).and_then(|(parent, name)| {
-        openat(
+        let file = openat(
             &parent,
             name.as_str(),
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o644),
         )
-        .call("create mount point file")
+        .call("create mount point file")?;
+        fstat(&file).call("fstat").inspect_err(|_| {
+            let _ = unlinkat(&parent, name.as_str(), UnlinkatFlags::NoRemoveDir);
+        })
     });
     match created {
-        Ok(_) => {
+        Ok(st) => {
             made.push(MadeEntry {
                 loc: loc.clone(),
                 dir: false,
+                id: FileId::of(&st),
             });
             Ok(made)
         }
@@ -318,20 +385,14 @@ fn parent_location(loc: &Location) -> Option<Location> {
     }
 }
 
-/// Removes made entries, innermost first; entries already gone are skipped.
+/// Removes made entries, innermost first. An entry that is gone, or whose path now names
+/// another file than the one made (it was made inside a filesystem this process does not
+/// see there), is skipped.
 pub(crate) fn remove_made(made: &[MadeEntry], pivoted: Option<&HostPath>) -> SysResult<()> {
     let mut first_err = Ok(());
     for e in made.iter().rev() {
-        let flag = if e.dir {
-            UnlinkatFlags::RemoveDir
-        } else {
-            UnlinkatFlags::NoRemoveDir
-        };
-        let r = open_parent(&e.loc, pivoted).and_then(|(parent, name)| {
-            unlinkat(&parent, name.as_str(), flag).call(if e.dir { "rmdir" } else { "unlink" })
-        });
-        match r {
-            Ok(()) | Err((_, Errno::ENOENT)) => {}
+        match remove_if_same(&e.loc, e.id, e.dir, pivoted) {
+            Ok(_) => {}
             Err(err) => {
                 if first_err.is_ok() {
                     first_err = Err(err);
@@ -340,6 +401,37 @@ pub(crate) fn remove_made(made: &[MadeEntry], pivoted: Option<&HostPath>) -> Sys
         }
     }
     first_err
+}
+
+/// Removes the file at `loc` (a directory when `dir`) if it is still the file `id`; `false`
+/// when there was nothing (or something else) to remove.
+pub(crate) fn remove_if_same(
+    loc: &Location,
+    id: FileId,
+    dir: bool,
+    pivoted: Option<&HostPath>,
+) -> SysResult<bool> {
+    let (parent, name) = match open_parent(loc, pivoted) {
+        Ok(v) => v,
+        // A parent gone, or no longer a directory: the file is not there.
+        Err((_, Errno::ENOENT | Errno::ENOTDIR)) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match fstatat(&parent, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if FileId::of(&st) == id => {}
+        Ok(_) | Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(("fstatat", e)),
+    }
+    let (flag, call) = if dir {
+        (UnlinkatFlags::RemoveDir, "rmdir")
+    } else {
+        (UnlinkatFlags::NoRemoveDir, "unlink")
+    };
+    match unlinkat(&parent, name.as_str(), flag) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err((call, e)),
+    }
 }
 
 /// Removes a file, symlink or node; a missing one is fine.
@@ -353,13 +445,25 @@ pub(crate) fn unlink(loc: &Location, pivoted: Option<&HostPath>) -> SysResult<()
     }
 }
 
-/// `ln -s target link`.
-pub(crate) fn symlink(target: &str, link: &Location, pivoted: Option<&HostPath>) -> SysResult<()> {
+/// `ln -s target link`; returns the link's identity.
+pub(crate) fn symlink(
+    target: &str,
+    link: &Location,
+    pivoted: Option<&HostPath>,
+) -> SysResult<FileId> {
     let (parent, name) = open_parent(link, pivoted)?;
-    symlinkat(target, &parent, name.as_str()).call("symlinkat")
+    symlinkat(target, &parent, name.as_str()).call("symlinkat")?;
+    match fstatat(&parent, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(FileId::of(&st)),
+        Err(e) => {
+            let _ = unlinkat(&parent, name.as_str(), UnlinkatFlags::NoRemoveDir);
+            Err(("fstatat", e))
+        }
+    }
 }
 
-/// mknod(2), then chown, without following a symlink at the node's place.
+/// mknod(2), then chown, without following a symlink at the node's place; returns the
+/// node's identity.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn mknod(
     loc: &Location,
@@ -370,7 +474,7 @@ pub(crate) fn mknod(
     uid: u32,
     gid: u32,
     pivoted: Option<&HostPath>,
-) -> SysResult<()> {
+) -> SysResult<FileId> {
     let (parent, name) = open_parent(loc, pivoted)?;
     let kind_flag = match kind {
         DeviceKind::Char => SFlag::S_IFCHR,
@@ -391,12 +495,17 @@ pub(crate) fn mknod(
         name.as_str(),
         Some(Uid::from_raw(uid)),
         Some(Gid::from_raw(gid)),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .call("fchownat")
     .and_then(|()| {
         // mknod applied the umask; the plan's mode is exact.
         fchmodat(&parent, name.as_str(), perm, FchmodatFlags::FollowSymlink).call("fchmodat")
+    })
+    .and_then(|()| {
+        fstatat(&parent, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .call("fstatat")
+            .map(|st| FileId::of(&st))
     });
     if chowned.is_err() {
         let _ = unlinkat(&parent, name.as_str(), UnlinkatFlags::NoRemoveDir);
@@ -417,7 +526,7 @@ pub(crate) fn chown(
         name.as_str(),
         Some(Uid::from_raw(uid)),
         Some(Gid::from_raw(gid)),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .call("fchownat")
 }
@@ -808,6 +917,62 @@ mod tests {
         assert_eq!(
             mkdir_all(&loc("/file/c"), 0o755, None).unwrap_err().1,
             Errno::ENOTDIR
+        );
+    }
+
+    #[test]
+    fn removal_spares_another_file_at_a_made_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir_all(&root).unwrap();
+        let r = HostPath::new(root.to_string_lossy());
+        let loc = |p: &str| Location::InRoot {
+            root: r.clone(),
+            path: cp(p),
+        };
+        let made = mkdir_all(&loc("/a/b"), 0o755, None).unwrap();
+        assert_eq!(made.len(), 2);
+        assert_eq!(made[1].id, file_id(&loc("/a/b"), None).unwrap());
+        // Someone else's directory now stands at /a/b: it stays, and so does /a, its parent.
+        // (Made before ours goes, so it cannot reuse our inode number.)
+        std::fs::write(root.join("a/c"), "not ours").unwrap();
+        std::fs::remove_dir(root.join("a/b")).unwrap();
+        std::fs::rename(root.join("a/c"), root.join("a/b")).unwrap();
+        remove_made(&made, None).unwrap_err();
+        assert_eq!(
+            std::fs::read_to_string(root.join("a/b")).unwrap(),
+            "not ours"
+        );
+        std::fs::remove_file(root.join("a/b")).unwrap();
+        // Gone: skipped; the parent, still ours, goes.
+        remove_made(&made, None).unwrap();
+        assert!(!root.join("a").exists());
+        // A node: removed only while it is the one made.
+        let id = symlink("x", &loc("/l"), None).unwrap();
+        std::os::unix::fs::symlink("y", root.join("l2")).unwrap();
+        std::fs::rename(root.join("l2"), root.join("l")).unwrap();
+        assert!(!remove_if_same(&loc("/l"), id, false, None).unwrap());
+        assert!(root.join("l").symlink_metadata().is_ok());
+        let id = file_id(&loc("/l"), None).unwrap();
+        assert!(remove_if_same(&loc("/l"), id, false, None).unwrap());
+        assert!(!remove_if_same(&loc("/l"), id, false, None).unwrap());
+    }
+
+    #[test]
+    fn the_host_view_of_a_location_names_the_switched_root() {
+        let root = HostPath::new("/b/rootfs");
+        let in_root = Location::InRoot {
+            root: root.clone(),
+            path: cp("/dev/pts"),
+        };
+        assert_eq!(host_view(&in_root, Some(&root)), in_root);
+        assert_eq!(
+            host_view(&Location::Container(cp("/dev/pts")), Some(&root)),
+            in_root
+        );
+        assert_eq!(
+            host_view(&Location::Container(cp("/run/x")), None),
+            Location::Host(HostPath::new("/run/x"))
         );
     }
 

@@ -4,9 +4,10 @@
 //! it needs nothing from the runtime but the go-ahead at each `wait`. It skips the runtime's
 //! steps: [`berth_core::plan::Plan::check`] guarantees that between two init steps the
 //! runtime acts only after an init `signal` and before a runtime `signal` that init waits
-//! for. When one of its steps fails, or the runtime sends `Abort` (or dies), init applies
-//! the undo of each of its completed steps in reverse, reports, and `_exit`s; it never
-//! returns into the runtime's code.
+//! for. When one of its steps fails, or the runtime sends `Abort` (or dies), init reports
+//! and `_exit`s; it never returns into the runtime's code, and it undoes nothing: its mounts
+//! die with its mount namespace, and what it made on disk the runtime removes, from the
+//! reports init sends before each of its messages (see [`crate::backend`]).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::AssertUnwindSafe;
@@ -15,9 +16,9 @@ use berth_core::plan::{Actor, Op, Plan, Step, SyncPoint, undo};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::backend::{InitSide, LinuxBackend, Role};
+use crate::backend::{Bound, InitSide, LinuxBackend, Role};
 use crate::error::LinuxError;
-use crate::proto::{Msg, Received, recv_msg, send_msg};
+use crate::proto::{Made, Msg, Received, recv_msg, report_messages, send_msg};
 
 /// Why init stops before its last step.
 enum Stop {
@@ -43,6 +44,8 @@ impl LinuxBackend {
             sock: Some(sock),
             fifo,
             host_pid: 0,
+            pending_made: Vec::new(),
+            pending_nodes: Vec::new(),
         });
         let code = std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.take_stdio();
@@ -88,29 +91,27 @@ impl LinuxBackend {
             // The runtime died before it could tell us anything: nothing done, nothing to undo.
             _ => return 1,
         }
-        let mut done: Vec<usize> = Vec::new();
         for (index, step) in plan.steps.iter().enumerate().skip(from) {
             if step.actor != Actor::Init {
                 continue;
             }
             match self.init_step(plan, index, step) {
-                Ok(()) => done.push(index),
+                Ok(()) => {}
                 Err(Stop::Abort) => {
-                    self.init_rollback(plan, &done);
-                    if let Some(sock) = self.side().and_then(|s| s.sock.as_ref()) {
-                        let _ = send_msg(sock, &Msg::Aborted);
-                    }
+                    self.send_aborted();
                     return 1;
                 }
                 Err(Stop::Failed(err)) => {
-                    self.init_rollback(plan, &done);
                     self.report(index, &err);
                     return 1;
                 }
             }
         }
-        // Init ran out of steps without an exec (a plan made by hand). Its steps can only be
-        // undone while it lives: wait until the runtime is done (end of file) or aborts.
+        // Init ran out of steps without an exec (a plan made by hand): its namespaces stay
+        // while the runtime may still use them, until it is done (end of file) or aborts.
+        if self.flush_made().is_err() {
+            return 1;
+        }
         loop {
             let got = match self.side().and_then(|s| s.sock.as_ref()) {
                 Some(sock) => recv_msg(sock),
@@ -118,16 +119,84 @@ impl LinuxBackend {
             };
             match got {
                 Ok(Received::Msg(Msg::Abort)) => {
-                    self.init_rollback(plan, &done);
-                    if let Some(sock) = self.side().and_then(|s| s.sock.as_ref()) {
-                        let _ = send_msg(sock, &Msg::Aborted);
-                    }
+                    self.send_aborted();
                     return 1;
                 }
                 Ok(Received::Msg(_) | Received::Garbage) => continue,
                 Ok(Received::Eof) | Err(_) => return 0,
             }
         }
+    }
+
+    /// Tells the runtime (if it still listens) what init made, then that it aborts.
+    fn send_aborted(&mut self) {
+        if self.flush_made().is_ok()
+            && let Some(sock) = self.side().and_then(|s| s.sock.as_ref())
+        {
+            let _ = send_msg(sock, &Msg::Aborted);
+        }
+    }
+
+    /// Notes what a step just made, for the next report to the runtime.
+    fn note_made(&mut self, index: usize, step: &Step) {
+        let pivoted = self.pivoted.clone();
+        let made = match &step.op {
+            Op::MkdirAll { made, .. } | Op::MkMountPoint { made, .. } => Some(made.index()),
+            _ => None,
+        };
+        // Only what the runtime will undo: a node whose undo is the runtime's unlink.
+        let node = match &step.op {
+            Op::Mknod { path: loc, .. } | Op::Symlink { link: loc, .. } if undo(step).is_some() => {
+                crate::fs::file_id(loc, pivoted.as_ref()).ok()
+            }
+            _ => None,
+        };
+        if let Some(side) = self.side() {
+            side.pending_made.extend(made);
+            side.pending_nodes.extend(node.map(|id| (index, id)));
+        }
+    }
+
+    /// Sends the runtime what init made since its last message: every made-list bound
+    /// since, in the host's view, and every node. Nothing when the runtime is gone.
+    fn flush_made(&mut self) -> nix::Result<()> {
+        let pivoted = self.pivoted.clone();
+        let Role::Init(side) = &mut self.role else {
+            return Ok(());
+        };
+        let made = std::mem::take(&mut side.pending_made);
+        let nodes = std::mem::take(&mut side.pending_nodes);
+        let Some(sock) = side.sock.as_ref() else {
+            return Ok(());
+        };
+        let mut items = Vec::new();
+        for handle in made {
+            let entries: Vec<crate::fs::MadeEntry> = match self.bound.get(handle) {
+                Some(Some(Bound::Made(m))) => m
+                    .paths
+                    .iter()
+                    .map(|e| crate::fs::MadeEntry {
+                        loc: crate::fs::host_view(&e.loc, pivoted.as_ref()),
+                        ..e.clone()
+                    })
+                    .collect(),
+                _ => continue,
+            };
+            // An empty list is the same as none to the runtime: nothing to remove.
+            if entries.is_empty() {
+                continue;
+            }
+            let handle = u32::try_from(handle).map_err(|_| nix::errno::Errno::EOVERFLOW)?;
+            items.push(Made::List { handle, entries });
+        }
+        for (step, id) in nodes {
+            let step = u32::try_from(step).map_err(|_| nix::errno::Errno::EOVERFLOW)?;
+            items.push(Made::Node { step, id });
+        }
+        for msg in report_messages(items) {
+            send_msg(sock, &msg)?;
+        }
+        Ok(())
     }
 
     fn init_step(&mut self, plan: &Plan, index: usize, step: &Step) -> Result<(), Stop> {
@@ -142,6 +211,7 @@ impl LinuxBackend {
             Op::Signal(point) => {
                 self.check_fault(Some(index), &text).map_err(Stop::Failed)?;
                 self.trace_line(Some(index), &text);
+                self.flush_made().map_err(|_| Stop::Abort)?;
                 let Some(sock) = self.side().and_then(|s| s.sock.as_ref()) else {
                     return Err(Stop::Abort);
                 };
@@ -149,6 +219,9 @@ impl LinuxBackend {
             }
             Op::Exec { argv, env } => {
                 self.check_fault(Some(index), &text).map_err(Stop::Failed)?;
+                // What init made since its last signal (nothing, in a planned create) goes
+                // while a runtime may still listen.
+                self.flush_made().map_err(|_| Stop::Abort)?;
                 self.trace_line(Some(index), &text);
                 // Only returns on failure.
                 Err(Stop::Failed(crate::process::exec(argv, env, &text)))
@@ -156,6 +229,7 @@ impl LinuxBackend {
             _ => {
                 self.check_fault(Some(index), &text).map_err(Stop::Failed)?;
                 self.run_op(plan, step, &text).map_err(Stop::Failed)?;
+                self.note_made(index, step);
                 self.trace_line(Some(index), &text);
                 Ok(())
             }
@@ -239,22 +313,6 @@ impl LinuxBackend {
         }
     }
 
-    /// Undoes init's completed steps, last first. Failures are skipped: init is exiting and
-    /// its mount namespace goes with it; what outlives it (made directories) is tried.
-    fn init_rollback(&mut self, plan: &Plan, done: &[usize]) {
-        for &i in done.iter().rev() {
-            let Some(step) = plan.steps.get(i) else {
-                continue;
-            };
-            if let Some(u) = undo(step) {
-                let text = plan.step_text(&u);
-                if self.run_op(plan, &u, &text).is_ok() {
-                    self.trace_line(None, &text);
-                }
-            }
-        }
-    }
-
     /// Tells the runtime that step `index` failed; with no runtime left (after `create`),
     /// says it on stderr, the container's, as runc's init does.
     fn report(&mut self, index: usize, err: &LinuxError) {
@@ -263,10 +321,11 @@ impl LinuxBackend {
             errno: err.errno().map_or(0, |e| e as i32),
             detail: err.detail(),
         };
-        let sent = self
-            .side()
-            .and_then(|s| s.sock.as_ref())
-            .is_some_and(|sock| send_msg(sock, &msg).is_ok());
+        let sent = self.flush_made().is_ok()
+            && self
+                .side()
+                .and_then(|s| s.sock.as_ref())
+                .is_some_and(|sock| send_msg(sock, &msg).is_ok());
         if !sent {
             eprintln!("berth: init: {err}");
         }

@@ -4,27 +4,12 @@
 //! The match is exhaustive without a wildcard, so a new op does not compile until this
 //! backend says what it does with it.
 
-use berth_core::plan::{Actor, Op, Plan, Step};
+use berth_core::plan::{Op, Plan, Step};
 
-use crate::backend::{Bound, LinuxBackend, Made, Role};
+use crate::backend::{Bound, LinuxBackend, MadeList, Role, made_by_init};
 use crate::error::{AtStep, LinuxError};
 
 impl LinuxBackend {
-    /// Before init switches its root, connects to the host sockets its later `send-fd`
-    /// steps name: after the switch their paths are out of reach. (runc relays the console
-    /// through its parent instead; a connection made early is the same to the listener.)
-    fn preconnect(&mut self, plan: &Plan, text: &str) -> Result<(), LinuxError> {
-        for s in &plan.steps {
-            if let (Actor::Init, Op::SendFd { socket, .. }) = (s.actor, &s.op)
-                && !self.preconnected.iter().any(|(p, _)| p == socket)
-            {
-                let stream = crate::console::connect(socket).at(text)?;
-                self.preconnected.push((socket.clone(), stream));
-            }
-        }
-        Ok(())
-    }
-
     /// Carries out `step` in this process. Sync ops, spawn, kill and exec are the
     /// callers' business (runtime and init handle them differently).
     #[deny(clippy::wildcard_enum_match_arm)]
@@ -104,9 +89,9 @@ impl LinuxBackend {
                 let paths = crate::fs::mkdir_all(path, *mode, pivoted).at(text)?;
                 self.bind(
                     made.index(),
-                    Bound::Made(Made {
+                    Bound::Made(MadeList {
                         paths,
-                        ..Made::default()
+                        ..MadeList::default()
                     }),
                 );
                 Ok(())
@@ -115,19 +100,27 @@ impl LinuxBackend {
                 let paths = crate::fs::mk_mount_point(path, source.as_ref(), pivoted).at(text)?;
                 self.bind(
                     made.index(),
-                    Bound::Made(Made {
+                    Bound::Made(MadeList {
                         paths,
-                        ..Made::default()
+                        ..MadeList::default()
                     }),
                 );
                 Ok(())
             }
-            Op::RemoveMade { made } => {
-                let made = self.take_made(plan, *made, text)?;
+            Op::RemoveMade { made: r } => {
+                let made = match self.take_made(plan, *r, text) {
+                    Ok(made) => made,
+                    // Init's made-list, never reported: init did not get to say what it
+                    // made (it died first), so nothing is known to be its.
+                    Err(_) if made_by_init(plan, r.index()) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
                 crate::fs::remove_made(&made.paths, pivoted).at(text)?;
                 crate::cgroup::remove_dirs(&made.cgroup_dirs).at(text)
             }
-            Op::Symlink { target, link } => crate::fs::symlink(target, link, pivoted).at(text),
+            Op::Symlink { target, link } => {
+                crate::fs::symlink(target, link, pivoted).at(text).map(drop)
+            }
             Op::Mknod {
                 path,
                 kind,
@@ -136,7 +129,9 @@ impl LinuxBackend {
                 mode,
                 uid,
                 gid,
-            } => crate::fs::mknod(path, *kind, *major, *minor, *mode, *uid, *gid, pivoted).at(text),
+            } => crate::fs::mknod(path, *kind, *major, *minor, *mode, *uid, *gid, pivoted)
+                .at(text)
+                .map(drop),
             Op::Chown { path, uid, gid } => crate::fs::chown(path, *uid, *gid, pivoted).at(text),
             Op::Mount(m) => crate::fs::mount(m, pivoted).at(text),
             Op::Remount { target, flags } => crate::fs::remount(target, flags, pivoted).at(text),
@@ -149,13 +144,11 @@ impl LinuxBackend {
             Op::MaskPath { path } => crate::fs::mask(path, pivoted).at(text),
             Op::ReadonlyPath { path } => crate::fs::readonly(path, pivoted).at(text),
             Op::PivotRoot { new_root } => {
-                self.preconnect(plan, text)?;
                 crate::fs::pivot_root(new_root).at(text)?;
                 self.pivoted = Some(new_root.clone());
                 Ok(())
             }
             Op::Chroot { new_root } => {
-                self.preconnect(plan, text)?;
                 crate::fs::chroot(new_root).at(text)?;
                 self.pivoted = Some(new_root.clone());
                 Ok(())
@@ -192,13 +185,15 @@ impl LinuxBackend {
                 self.bind(master.index(), Bound::Fd(fd));
                 Ok(())
             }
+            Op::ConnectSocket { path, fd } => {
+                let stream = crate::console::connect(path).at(text)?;
+                self.bind(fd.index(), Bound::Fd(stream.into()));
+                Ok(())
+            }
             Op::SendFd { fd, socket } => {
-                let stream = match self.preconnected.iter().position(|(p, _)| p == socket) {
-                    Some(i) => self.preconnected.swap_remove(i).1,
-                    None => crate::console::connect(socket).at(text)?,
-                };
-                let fd = self.bound_fd(plan, *fd, text)?;
-                crate::console::send_fd(fd, &stream).at(text)
+                let sent = self.bound_fd(plan, *fd, text)?;
+                let socket = self.bound_fd(plan, *socket, text)?;
+                crate::console::send_fd(sent, socket).at(text)
             }
             Op::RunHook {
                 kind,
@@ -216,9 +211,9 @@ impl LinuxBackend {
                 let dirs = crate::cgroup::create(cgroup).at(text)?;
                 self.bind(
                     made.index(),
-                    Bound::Made(Made {
+                    Bound::Made(MadeList {
                         cgroup_dirs: dirs,
-                        ..Made::default()
+                        ..MadeList::default()
                     }),
                 );
                 Ok(())
@@ -231,9 +226,9 @@ impl LinuxBackend {
                 let enabled = crate::cgroup::enable(cgroup, controllers).at(text)?;
                 self.bind(
                     made.index(),
-                    Bound::Made(Made {
+                    Bound::Made(MadeList {
                         controllers: enabled,
-                        ..Made::default()
+                        ..MadeList::default()
                     }),
                 );
                 Ok(())

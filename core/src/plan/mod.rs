@@ -72,7 +72,7 @@ pub enum Op {
         /// The pid written.
         pid: PidRef,
     },
-    /// Remove a file.
+    /// Remove a file; a missing one is skipped (see [`undo`]).
     Unlink {
         /// The file.
         path: Location,
@@ -161,7 +161,9 @@ pub enum Op {
         /// Bound to what was created.
         made: MadeRef,
     },
-    /// Remove what a `mkdir -p`-like op made, deepest first (`rmdir`/`unlink`).
+    /// Remove what a `mkdir -p`-like op made, deepest first (`rmdir`/`unlink`); a path that
+    /// no longer exists in the actor's view is skipped (it was inside a filesystem that only
+    /// a dead mount namespace had).
     RemoveMade {
         /// What the op made.
         made: MadeRef,
@@ -312,12 +314,21 @@ pub enum Op {
         /// Bound to the pty master.
         master: FdRef,
     },
-    /// Send an fd over a unix socket with SCM_RIGHTS (the console socket).
+    /// Connect to a unix stream socket (the console socket); binds `fd`. The runtime does it
+    /// before the clone, so init inherits the connection and can use it after its root
+    /// switch, when the socket's path is out of its reach (as runc passes the socket's fd).
+    ConnectSocket {
+        /// The socket's path.
+        path: HostPath,
+        /// Bound to the connected socket.
+        fd: FdRef,
+    },
+    /// Send an fd over a connected unix socket with SCM_RIGHTS (the pty master).
     SendFd {
         /// The fd sent.
         fd: FdRef,
-        /// The socket's path.
-        socket: HostPath,
+        /// The connected socket.
+        socket: FdRef,
     },
     /// Run an OCI hook with the container's state on stdin.
     RunHook {
@@ -483,7 +494,9 @@ impl Op {
     pub fn binds(&self) -> Vec<AnyRef> {
         match self {
             Op::Spawn { pid, .. } => vec![AnyRef::Pid(*pid)],
-            Op::OpenNs { fd, .. } | Op::OpenOwnNs { fd, .. } => vec![AnyRef::Fd(*fd)],
+            Op::OpenNs { fd, .. } | Op::OpenOwnNs { fd, .. } | Op::ConnectSocket { fd, .. } => {
+                vec![AnyRef::Fd(*fd)]
+            }
             Op::SetupConsole { master } => vec![AnyRef::Fd(*master)],
             Op::MkdirAll { made, .. }
             | Op::MkMountPoint { made, .. }
@@ -512,8 +525,8 @@ impl Op {
             Op::Setns {
                 from: NsSource::Fd(fd),
                 ..
-            }
-            | Op::SendFd { fd, .. } => vec![AnyRef::Fd(*fd)],
+            } => vec![AnyRef::Fd(*fd)],
+            Op::SendFd { fd, socket } => vec![AnyRef::Fd(*fd), AnyRef::Fd(*socket)],
             Op::RemoveMade { made } | Op::CgroupDisable { made, .. } => {
                 vec![AnyRef::Made(*made)]
             }
@@ -553,9 +566,19 @@ impl Op {
     }
 }
 
-/// The op that removes what `op` created, performed by the same actor; `None` when `op`
-/// creates nothing that outlives the container's own namespaces and processes.
+/// The step that removes what `step` created, or `None` when nothing it made outlives the
+/// container's own namespaces and processes.
+///
+/// Init's undos are the runtime's: init may have dropped its privileges or exec'd by the
+/// time a later step fails, so it cannot be asked to undo anything. Its mounts need no undo:
+/// they live in its own mount namespace (the planner requires a new one), which dies with it
+/// when the runtime kills it (the spawn's undo). What it made on disk, the runtime removes
+/// from the host's view, where nothing is mounted over those paths (since Linux 3.18 a
+/// directory that is a mount point only in another namespace can be removed); what init made
+/// inside a filesystem only it had mounted is gone already, so those removals tolerate a
+/// missing path.
 pub fn undo(step: &Step) -> Option<Step> {
+    let init = step.actor == Actor::Init;
     let op = match &step.op {
         Op::StateCreate { dir } => Op::StateRemove { dir: dir.clone() },
         Op::WritePidFile { path, .. } => Op::Unlink {
@@ -568,9 +591,13 @@ pub fn undo(step: &Step) -> Option<Step> {
             cgroup: cgroup.clone(),
             made: *made,
         },
-        Op::Symlink { link, .. } => Op::Unlink { path: link.clone() },
-        Op::Mknod { path, .. } => Op::Unlink { path: path.clone() },
-        Op::Mount(m) => Op::Umount {
+        Op::Symlink { link, .. } if !init || matches!(link, Location::InRoot { .. }) => {
+            Op::Unlink { path: link.clone() }
+        }
+        Op::Mknod { path, .. } if !init || matches!(path, Location::InRoot { .. }) => {
+            Op::Unlink { path: path.clone() }
+        }
+        Op::Mount(m) if !init => Op::Umount {
             target: m.target.clone(),
             detach: true,
         },
@@ -599,7 +626,7 @@ pub fn undo(step: &Step) -> Option<Step> {
         _ => return None,
     };
     Some(Step {
-        actor: step.actor,
+        actor: Actor::Runtime,
         op,
     })
 }
@@ -1048,7 +1075,8 @@ impl fmt::Display for OpText<'_> {
             Op::SetupConsole { master } => {
                 write!(f, "setup-console /dev/console -> {}", fd(*master))
             }
-            Op::SendFd { fd: x, socket } => write!(f, "send-fd {} {socket}", fd(*x)),
+            Op::ConnectSocket { path, fd: x } => write!(f, "connect {path} -> {}", fd(*x)),
+            Op::SendFd { fd: x, socket } => write!(f, "send-fd {} {}", fd(*x), fd(*socket)),
             Op::RunHook {
                 kind,
                 index,

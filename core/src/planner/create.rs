@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use crate::config::{Config, CreateRequest, DeviceConfig, MountConfig, MountKind, ProcessConfig};
 use crate::host::{CgroupLayout, HostFacts};
 use crate::plan::{
-    Actor, CgroupPath, ContainerPath, DeviceKind, HookKind, HookSpec, HostPath, IdMapKind,
+    Actor, CgroupPath, ContainerPath, DeviceKind, FdRef, HookKind, HookSpec, HostPath, IdMapKind,
     Location, MountFlag, MountFlags, MountOp, MountSource, Namespace, NamespaceSet, NsSource, Op,
     PidRef, Plan, PlanBuilder, Propagation, SyncPoint,
 };
@@ -50,6 +50,19 @@ pub enum PlanError {
     )]
     NewNamespaceInJoinedUserns {
         /// The new namespace's kind.
+        ns: Namespace,
+    },
+    /// A filesystem whose new instance needs CAP_SYS_ADMIN over a namespace the container's
+    /// user namespace does not own (proc over the pid namespace, mqueue over the ipc one).
+    #[error(
+        "mounts[{index}]: a new {fstype} in a user namespace needs a new {ns} namespace too (the kernel refuses it otherwise)"
+    )]
+    NeedsOwnNamespace {
+        /// The mount's index in `mounts`.
+        index: usize,
+        /// Its filesystem type.
+        fstype: String,
+        /// The namespace it needs.
         ns: Namespace,
     },
     /// A namespace kind the kernel does not offer.
@@ -126,6 +139,7 @@ pub fn plan_create(req: &CreateRequest, host: &HostFacts) -> Result<Plan, PlanEr
         state_dir: req.state_root.join(&req.id),
         deferred_ro: Vec::new(),
         cgroups: Vec::new(),
+        console_socket: None,
     };
     let pid = p.runtime_setup()?;
     p.init_namespaces();
@@ -306,6 +320,8 @@ struct Planner<'a> {
     deferred_ro: Vec<(ContainerPath, MountFlags)>,
     /// The container's cgroup directories, one per v1 hierarchy or one for v2.
     cgroups: Vec<CgroupPath>,
+    /// The console socket, connected by the runtime before the clone.
+    console_socket: Option<FdRef>,
 }
 
 /// runc's default devices: `(name, major, minor)`, all character devices, mode 0666.
@@ -384,6 +400,18 @@ impl Planner<'_> {
             resources.as_ref(),
             &self.host.cgroup,
         )?;
+        if self.process.terminal
+            && let Some(path) = &self.req.options.console_socket
+        {
+            // Connected here, inherited by init: after its root switch the path is out of
+            // its reach (runc hands init the socket's fd the same way).
+            let fd = self.b.fd("console.socket");
+            self.b.runtime(Op::ConnectSocket {
+                path: path.clone(),
+                fd,
+            });
+            self.console_socket = Some(fd);
+        }
         let mut own = Vec::new();
         for (ns, path) in self.ns.runtime_joins.clone() {
             let fd = self.b.fd(&format!("runtime.{}", ns.proc_name()));
@@ -572,7 +600,36 @@ impl Planner<'_> {
                 self.mkmountpoint(target.clone(), None);
                 self.cgroup_mount(index, m)?;
             }
+            MountKind::Fs { fstype, .. }
+                if fstype == "sysfs"
+                    && self.ns.has_user()
+                    && !self.ns.new.contains(Namespace::Network) =>
+            {
+                // A new sysfs needs CAP_SYS_ADMIN over the user namespace owning the network
+                // namespace, which is not the container's here: bind the host's /sys
+                // instead, as runc does.
+                let sys = HostPath::new("/sys");
+                self.mkmountpoint(target.clone(), Some(sys.clone()));
+                self.bind(sys, target.clone(), true, &m.flags);
+            }
             MountKind::Fs { fstype, source } => {
+                let owner = match fstype.as_str() {
+                    "proc" => Some(Namespace::Pid),
+                    "mqueue" => Some(Namespace::Ipc),
+                    _ => None,
+                };
+                // Only the host's own namespace is known to be out of reach; a joined one
+                // may well be owned by the container's user namespace.
+                if let Some(ns) = owner
+                    && self.ns.has_user()
+                    && self.cfg.namespace(ns).is_none()
+                {
+                    return Err(PlanError::NeedsOwnNamespace {
+                        index,
+                        fstype: fstype.clone(),
+                        ns,
+                    });
+                }
                 self.mkmountpoint(target.clone(), None);
                 let mut flags = m.flags.clone();
                 if flags.contains(MountFlag::Ro)
@@ -785,11 +842,8 @@ impl Planner<'_> {
         if self.process.terminal {
             let master = self.b.fd("console.master");
             self.b.init(Op::SetupConsole { master });
-            if let Some(socket) = &self.req.options.console_socket {
-                self.b.init(Op::SendFd {
-                    fd: master,
-                    socket: socket.clone(),
-                });
+            if let Some(socket) = self.console_socket {
+                self.b.init(Op::SendFd { fd: master, socket });
             }
         }
         for (path, flags) in std::mem::take(&mut self.deferred_ro) {
@@ -1205,12 +1259,17 @@ mod tests {
             }
             // Whatever has no undo must die with the container's processes and
             // namespaces, or be removed with the state directory or the cgroup.
-            if undo(s).is_none() {
+            // Init's mounts and nodes made after its root switch live in its own mount
+            // namespace, which dies with it.
+            let init_local = s.actor == Actor::Init
+                && matches!(s.op, Op::Mount(_) | Op::Mknod { .. } | Op::Symlink { .. });
+            if undo(s).is_none() && !init_local {
                 assert!(
                     matches!(
                         s.op,
                         Op::Setns { .. }
                             | Op::OpenOwnNs { .. }
+                            | Op::ConnectSocket { .. }
                             | Op::Unshare { .. }
                             | Op::WriteIdMap { .. }
                             | Op::WriteSetgroups { .. }
@@ -1410,9 +1469,69 @@ mod tests {
     }
 
     #[test]
+    fn sysfs_is_bound_from_the_host_in_a_userns_without_its_own_netns() {
+        let mut cfg = minimal_config();
+        with_userns(&mut cfg);
+        cfg.mounts
+            .push(fs_mount("/sys", "sysfs", "sysfs", &[MountFlag::Ro], &[]));
+        let p = plan(&request(cfg.clone()), &host_v2());
+        assert!(
+            lines(&p)
+                .iter()
+                .any(|l| l.starts_with("init mount -t sysfs")),
+            "{p}"
+        );
+        join(&mut cfg, Namespace::Network, "/var/run/netns/n1");
+        let p = plan(&request(cfg), &host_v2());
+        assert!(
+            !lines(&p)
+                .iter()
+                .any(|l| l.starts_with("init mount -t sysfs")),
+            "{p}"
+        );
+        pos(&p, "init mount bind /sys [/b/rootfs]/sys -o bind,rec");
+        pos(&p, "init remount [/b/rootfs]/sys -o bind,ro");
+    }
+
+    #[test]
+    fn proc_and_mqueue_in_a_userns_need_their_own_namespaces() {
+        let mut cfg = minimal_config();
+        with_userns(&mut cfg);
+        cfg.linux.namespaces.retain(|n| n.ns != Namespace::Pid);
+        let index = cfg
+            .mounts
+            .iter()
+            .position(|m| m.destination.as_str() == "/proc")
+            .unwrap();
+        assert_eq!(
+            plan_create(&request(cfg.clone()), &host_v2()),
+            Err(PlanError::NeedsOwnNamespace {
+                index,
+                fstype: "proc".into(),
+                ns: Namespace::Pid
+            })
+        );
+        let mut cfg = minimal_config();
+        with_userns(&mut cfg);
+        cfg.linux.namespaces.retain(|n| n.ns != Namespace::Ipc);
+        cfg.mounts
+            .push(fs_mount("/dev/mqueue", "mqueue", "mqueue", &[], &[]));
+        let index = cfg.mounts.len() - 1;
+        assert_eq!(
+            plan_create(&request(cfg), &host_v2()),
+            Err(PlanError::NeedsOwnNamespace {
+                index,
+                fstype: "mqueue".into(),
+                ns: Namespace::Ipc
+            })
+        );
+    }
+
+    #[test]
     fn joined_userns_is_entered_by_init_before_other_joins() {
         let mut cfg = minimal_config();
         cfg.linux.namespaces.retain(|n| n.ns != Namespace::Pid);
+        join(&mut cfg, Namespace::Pid, "/proc/42/ns/pid");
         join(&mut cfg, Namespace::Network, "/var/run/netns/n1");
         join(&mut cfg, Namespace::User, "/proc/42/ns/user");
         let p = plan(&request(cfg), &host_v2());
@@ -1509,9 +1628,15 @@ mod tests {
         let p = plan(&req, &host_v2());
         let pivot = pos(&p, "init pivot-root /b/rootfs");
         let console = pos(&p, "init setup-console /dev/console -> $console.master");
-        let send = pos(&p, "init send-fd $console.master /run/console.sock");
+        let send = pos(&p, "init send-fd $console.master $console.socket");
         let ro = pos(&p, "init remount / -o bind,ro");
         assert!(pivot < console && console + 1 == send && send < ro, "{p}");
+        // The socket is connected by the runtime before the clone: init inherits it.
+        let connect = pos(&p, "runtime connect /run/console.sock -> $console.socket");
+        assert!(
+            connect < find(&p, |o| matches!(o, Op::Spawn { .. })).unwrap(),
+            "{p}"
+        );
     }
 
     #[test]
