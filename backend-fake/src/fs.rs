@@ -652,8 +652,8 @@ impl World {
             mountpoint: Some(mountpoint),
             source: src.source.clone(),
             fstype: src.fstype.clone(),
-            flags: src.flags.clone(),
-            locked: src.locked.clone(),
+            flags: src.flags,
+            locked: src.locked,
             propagation,
             peer,
             data: src.data.clone(),
@@ -834,7 +834,7 @@ impl World {
                     });
                 }
                 let (fs, fs_root) = self.fs_instance(pid, fstype, source, &m.data)?;
-                let mut flags = m.flags.clone();
+                let mut flags = m.flags;
                 flags.remove(MountFlag::Bind);
                 flags.remove(MountFlag::Rec);
                 let (propagation, peer) = self.new_propagation(&parent);
@@ -995,11 +995,11 @@ impl World {
             what: format!("mount namespace {mns}"),
         })?;
         let e = &mut mounts[i];
-        let mut new = flags.clone();
+        let mut new = *flags;
         new.remove(MountFlag::Bind);
         new.remove(MountFlag::Rec);
-        for f in &e.locked.0 {
-            new.insert(*f);
+        for f in e.locked.iter() {
+            new.insert(f);
         }
         e.flags = new;
         Ok(())

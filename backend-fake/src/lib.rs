@@ -316,14 +316,14 @@ impl FakeHost {
                     if let Some(f) = self.world.m.fs_mut(id) {
                         cgroup::init_root(f, &hugepages, &[], &[]);
                     }
-                    self.host_mount(&mount, id, cg_flags.clone(), &data);
+                    self.host_mount(&mount, id, cg_flags, &data);
                 }
                 if let Some(u) = unified {
                     let id = self.new_fs(FsKind::Cgroup2, "cgroup2", "cgroup2", 0o555);
                     if let Some(f) = self.world.m.fs_mut(id) {
                         cgroup::init_root(f, &hugepages, &[], &[]);
                     }
-                    self.host_mount(&path::join("/", u.as_str()), id, cg_flags.clone(), "");
+                    self.host_mount(&path::join("/", u.as_str()), id, cg_flags, "");
                 }
             }
             CgroupLayout::V2 {

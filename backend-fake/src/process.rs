@@ -23,14 +23,10 @@ use crate::world::{World, cap, full_caps, userns_caps};
 /// The flags a copy into a less privileged mount namespace locks.
 fn lockable(flags: &MountFlags) -> MountFlags {
     use berth_core::plan::MountFlag as F;
-    MountFlags(
-        flags
-            .0
-            .iter()
-            .copied()
-            .filter(|f| matches!(f, F::Ro | F::Nosuid | F::Nodev | F::Noexec))
-            .collect(),
-    )
+    flags
+        .iter()
+        .filter(|f| matches!(f, F::Ro | F::Nosuid | F::Nodev | F::Noexec))
+        .collect()
 }
 
 /// The default limits of the runtime (a login session's).
@@ -75,7 +71,7 @@ impl World {
                     if less_privileged {
                         // CL_UNPRIVILEGED: flags lock, shared mounts become slaves.
                         let lock = lockable(&c.flags);
-                        for f in lock.0 {
+                        for f in lock.iter() {
                             c.locked.insert(f);
                         }
                         if c.propagation == Propagation::Shared {

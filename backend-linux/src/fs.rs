@@ -85,7 +85,7 @@ pub(crate) fn file_id(loc: &Location, pivoted: Option<&HostPath>) -> SysResult<F
 /// MountFlags -> MsFlags: the one translation of core's flags to mount(2)'s.
 pub(crate) fn ms_flags(flags: &MountFlags) -> MsFlags {
     let mut out = MsFlags::empty();
-    for f in &flags.0 {
+    for f in flags.iter() {
         out |= match f {
             MountFlag::Bind => MsFlags::MS_BIND,
             MountFlag::Rec => MsFlags::MS_REC,

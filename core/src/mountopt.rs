@@ -678,7 +678,7 @@ mod tests {
             "nodev",
         ])
         .unwrap();
-        assert_eq!(o.flags.0.len(), 11);
+        assert_eq!(o.flags.iter().count(), 11);
         assert!(o.flags.contains(F::Silent));
         let o = opts(&["silent", "loud"]).unwrap();
         assert_eq!(o.clear, MountFlags::of(&[F::Silent]));

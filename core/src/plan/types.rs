@@ -408,40 +408,97 @@ impl MountFlag {
 }
 
 /// A set of mount flags, printed fstab-style (`bind,rec,ro`), `defaults` when empty.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MountFlags(pub BTreeSet<MountFlag>);
+///
+/// A bit mask, as the kernel keeps them: flags are on every mount op of every plan, and a
+/// set that allocates would cost more than the rest of the op. Its JSON form is the list
+/// of flag names, in [`MountFlag`]'s order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MountFlags(u32);
 
 impl MountFlags {
+    /// Every flag, in order.
+    const ALL: [MountFlag; 16] = [
+        MountFlag::Bind,
+        MountFlag::Rec,
+        MountFlag::Ro,
+        MountFlag::Nosuid,
+        MountFlag::Nodev,
+        MountFlag::Noexec,
+        MountFlag::Sync,
+        MountFlag::Dirsync,
+        MountFlag::Mand,
+        MountFlag::Noatime,
+        MountFlag::Nodiratime,
+        MountFlag::Relatime,
+        MountFlag::Strictatime,
+        MountFlag::Lazytime,
+        MountFlag::Silent,
+        MountFlag::Nosymfollow,
+    ];
+
+    fn bit(flag: MountFlag) -> u32 {
+        1 << (flag as u32)
+    }
     /// Builds a set from flags.
     pub fn of(flags: &[MountFlag]) -> Self {
-        MountFlags(flags.iter().copied().collect())
+        flags.iter().copied().collect()
     }
     /// True when `flag` is set.
     pub fn contains(&self, flag: MountFlag) -> bool {
-        self.0.contains(&flag)
+        self.0 & Self::bit(flag) != 0
     }
     /// Sets `flag`.
     pub fn insert(&mut self, flag: MountFlag) {
-        self.0.insert(flag);
+        self.0 |= Self::bit(flag);
     }
     /// Clears `flag`.
     pub fn remove(&mut self, flag: MountFlag) {
-        self.0.remove(&flag);
+        self.0 &= !Self::bit(flag);
     }
     /// True when no flag is set.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0 == 0
+    }
+    /// The flags set, in [`MountFlag`]'s order.
+    pub fn iter(&self) -> impl Iterator<Item = MountFlag> + '_ {
+        Self::ALL.into_iter().filter(|f| self.contains(*f))
+    }
+}
+
+impl FromIterator<MountFlag> for MountFlags {
+    fn from_iter<T: IntoIterator<Item = MountFlag>>(iter: T) -> Self {
+        let mut s = MountFlags::default();
+        for f in iter {
+            s.insert(f);
+        }
+        s
+    }
+}
+
+impl Serialize for MountFlags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for MountFlags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Vec::<MountFlag>::deserialize(d)?.into_iter().collect())
     }
 }
 
 impl fmt::Display for MountFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
+        if self.is_empty() {
             return f.write_str("defaults");
         }
-        let names: Vec<&str> = self.0.iter().map(|n| n.name()).collect();
-        f.write_str(&names.join(","))
+        for (i, flag) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(flag.name())?;
+        }
+        Ok(())
     }
 }
 

@@ -582,7 +582,7 @@ impl Planner<'_> {
             data: String::new(),
         }));
         if !flags.is_empty() {
-            let mut all = flags.clone();
+            let mut all = *flags;
             all.insert(MountFlag::Bind);
             self.b.init(Op::Remount { target, flags: all });
         }
@@ -631,7 +631,7 @@ impl Planner<'_> {
                     });
                 }
                 self.mkmountpoint(target.clone(), None);
-                let mut flags = m.flags.clone();
+                let mut flags = m.flags;
                 if flags.contains(MountFlag::Ro)
                     && (fstype == "tmpfs" || m.destination.as_str() == "/dev")
                 {
@@ -639,7 +639,7 @@ impl Planner<'_> {
                     // and the console are in place (runc's finalizeRootfs).
                     flags.remove(MountFlag::Ro);
                     self.deferred_ro
-                        .push((m.destination.clone(), m.flags.clone()));
+                        .push((m.destination.clone(), m.flags));
                 }
                 self.b.init(Op::Mount(MountOp {
                     source: MountSource::Fs {
@@ -681,7 +681,7 @@ impl Planner<'_> {
                             source: "cgroup2".to_owned(),
                         },
                         target,
-                        flags: m.flags.clone(),
+                        flags: m.flags,
                         data: m.data.join(","),
                     }));
                 } else {
