@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -75,14 +76,28 @@ impl AnyRef {
 }
 
 /// An absolute path on the host, in the mount namespace of the step's actor.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct HostPath(pub String);
+///
+/// Shared text (`Arc<str>`): a plan names the same few paths (the rootfs, a cgroup mount)
+/// in many of its steps, and a clone is then a reference count, not an allocation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostPath(Arc<str>);
+
+impl Serialize for HostPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(HostPath(String::deserialize(d)?.into()))
+    }
+}
 
 impl HostPath {
     /// Wraps a host path; the caller vouches that it is absolute.
     pub fn new(path: impl Into<String>) -> Self {
-        HostPath(path.into())
+        HostPath(path.into().into())
     }
     /// Joins a relative component (no leading `/` is added twice).
     pub fn join(&self, rel: &str) -> HostPath {
@@ -90,11 +105,13 @@ impl HostPath {
         if rel.is_empty() {
             return self.clone();
         }
-        if self.0.ends_with('/') {
-            HostPath(format!("{}{}", self.0, rel))
-        } else {
-            HostPath(format!("{}/{}", self.0, rel))
+        let mut out = String::with_capacity(self.0.len() + 1 + rel.len());
+        out.push_str(&self.0);
+        if !self.0.ends_with('/') {
+            out.push('/');
         }
+        out.push_str(rel);
+        HostPath(out.into())
     }
     /// The path as text.
     pub fn as_str(&self) -> &str {
@@ -114,9 +131,14 @@ impl fmt::Display for HostPath {
 /// Only [`ContainerPath::parse`] builds one, so holding a `ContainerPath` proves it cannot
 /// name anything outside the container's root by its text alone (symlinks are the backend's
 /// business: it resolves inside the root).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct ContainerPath(String);
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerPath(Arc<str>);
+
+impl Serialize for ContainerPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 /// Why a text is not a [`ContainerPath`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,7 +157,7 @@ pub enum ContainerPathError {
 impl ContainerPath {
     /// The container's root, `/`.
     pub fn root() -> Self {
-        ContainerPath("/".to_owned())
+        ContainerPath("/".into())
     }
 
     /// Parses an absolute container path, normalising `//` and `.`; `..` is refused outright
@@ -161,7 +183,7 @@ impl ContainerPath {
         if out.is_empty() {
             out.push('/');
         }
-        Ok(ContainerPath(out))
+        Ok(ContainerPath(out.into()))
     }
 
     /// The path as text, starting with `/`.
@@ -183,15 +205,15 @@ impl ContainerPath {
     pub fn parent(&self) -> ContainerPath {
         match self.0.rfind('/') {
             Some(0) | None => ContainerPath::root(),
-            Some(i) => ContainerPath(self.0[..i].to_owned()),
+            Some(i) => ContainerPath(self.0[..i].into()),
         }
     }
 
     /// True when `self` is `other` or lies below it.
     pub fn starts_with(&self, other: &ContainerPath) -> bool {
-        other.0 == "/"
+        &*other.0 == "/"
             || self.0 == other.0
-            || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+            || (self.0.starts_with(&*other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
     }
 }
 
