@@ -2,24 +2,24 @@
 # berth's main job on a fresh machine: build berth, make an OCI bundle with a busybox
 # rootfs, write its config with `berth spec`, and run a container from it.
 #
-# Usage: scripts/demo.sh [--dry-run | --real] [--keep]
-#   --dry-run  print the plan of `berth run` and touch nothing on the host (the default,
-#              while the Linux backend is in progress: issue 3)
-#   --real     run the container for real (root; needs the Linux backend)
+# Usage: scripts/demo.sh [--real | --dry-run] [--keep]
+#   --real     run the container for real (the default; as root, else through sudo), then
+#              show its whole lifecycle: create, start, state, kill, delete
+#   --dry-run  print the plan of `berth run` and touch nothing on the host (no root needed)
 #   --keep     keep the bundle directory and print its path
 # Environment: BERTH_DEMO_MODE=dry-run|real (as the flags), BUSYBOX=/path/to/static/busybox
 # (else Debian's busybox-static is installed with apt-get when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mode="${BERTH_DEMO_MODE:-dry-run}"
+mode="${BERTH_DEMO_MODE:-real}"
 keep=false
 for arg in "$@"; do
     case "$arg" in
         --dry-run) mode=dry-run ;;
         --real) mode=real ;;
         --keep) keep=true ;;
-        -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "demo.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -29,14 +29,14 @@ case "$mode" in
 esac
 
 say() { printf '== %s\n' "$*" >&2; }
+sudo=()
+[[ "$(id -u)" == 0 ]] || sudo=(sudo)
 
 # A static busybox: it runs in a rootfs with no libc.
 busybox="${BUSYBOX:-/bin/busybox}"
 if [[ -z "${BUSYBOX:-}" ]] && ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null |
     grep -q 'install ok installed'; then
     say "installing busybox-static"
-    sudo=()
-    [[ "$(id -u)" == 0 ]] || sudo=(sudo)
     "${sudo[@]}" apt-get update
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends busybox-static </dev/null
@@ -55,7 +55,8 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/berth-demo.XXXXXX")"
 if [[ "$keep" == true ]]; then
     say "keeping $work"
 else
-    trap 'rm -rf "$work"' EXIT
+    # The state root belongs to root after a real run.
+    trap '"${sudo[@]}" rm -rf "$work"' EXIT
 fi
 bundle="$work/bundle"
 
@@ -95,6 +96,26 @@ if [[ "$mode" == dry-run ]]; then
         exit 1
     fi
 else
-    say "berth run"
-    "$berth" run --bundle "$bundle" "$id"
+    # A state root of our own: the demo leaves nothing in /run/berth.
+    b=("${sudo[@]}" "$berth" --root "$work/state")
+    say "berth run (the container's output, then its exit code is berth's)"
+    "${b[@]}" run --bundle "$bundle" "$id"
+    say "berth create, start, state, kill, delete"
+    perl -0pi -e 's/"args":\s*\[[^\]]*\]/"args": ["sleep", "1000"]/' "$bundle/config.json"
+    "${b[@]}" create --bundle "$bundle" "$id" </dev/null
+    "${b[@]}" list
+    "${b[@]}" start "$id"
+    "${b[@]}" state "$id"
+    "${b[@]}" kill "$id" KILL
+    for _ in $(seq 100); do
+        "${b[@]}" state "$id" | grep -q '"status": "stopped"' && break
+        sleep 0.05
+    done
+    "${b[@]}" delete "$id"
+    left="$("${b[@]}" list -q)"
+    if [[ -n "$left" ]]; then
+        echo "demo.sh: berth list still shows: $left" >&2
+        exit 1
+    fi
+    say "done: berth list is empty again"
 fi

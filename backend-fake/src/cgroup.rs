@@ -460,7 +460,27 @@ impl World {
             .collect()
     }
 
-    /// `mkdir -p` of a cgroup; the directory itself must be new.
+    /// `cgroup-kill`: the live processes in `cg` and below it, which the signal reaches.
+    pub(crate) fn cgroup_kill_targets(
+        &mut self,
+        pid: u32,
+        cg: &CgroupPath,
+    ) -> Result<Vec<u32>, FakeError> {
+        let op = "cgroup-kill";
+        let d = self.cgroup_dir(op, pid, cg)?;
+        self.existing(op, &d, &cg.to_string())?;
+        Ok(self
+            .m
+            .procs
+            .iter()
+            .filter(|(_, p)| p.cgroups.get(&d.fs).is_some_and(|x| path::under(x, &d.dir)))
+            .map(|(pid, _)| *pid)
+            .collect())
+    }
+
+    /// `mkdir -p` of a cgroup, as the kernel's cgroupfs and the Linux backend do it: an
+    /// existing directory is joined, not an error (a second container under `berth/` on
+    /// v2 creates the shared parent again); only what is new is recorded as made.
     pub(crate) fn cgroup_create(&mut self, pid: u32, cg: &CgroupPath) -> Result<Made, FakeError> {
         let op = "cgroup-create";
         let d = self.cgroup_dir(op, pid, cg)?;
@@ -470,9 +490,6 @@ impl World {
             return Err(FakeError::ReadOnly { op, path: shown });
         }
         let fs = self.cgroup_fs(d.fs)?;
-        if fs.nodes.contains_key(&d.dir) {
-            return Err(FakeError::CgroupExists { path: shown });
-        }
         let mut made = Vec::new();
         let mut cur = "/".to_owned();
         for c in path::components(&d.dir) {
@@ -559,6 +576,24 @@ impl World {
         self.existing(op, &d, &shown)?;
         if d.ro {
             return Err(FakeError::ReadOnly { op, path: shown });
+        }
+        // The cgroups below it go first, deepest first (as runc's destroy).
+        let mut below: Vec<String> = self
+            .m
+            .fs
+            .get(&d.fs)
+            .map(|f| {
+                f.nodes
+                    .iter()
+                    .filter(|(p, n)| n.is_dir() && path::strictly_under(p, &d.dir))
+                    .map(|(p, _)| p.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        below.sort_by_key(|p| std::cmp::Reverse(path::components(p).count()));
+        for dir in below {
+            let child = format!("{shown}{}", &dir[d.dir.len()..]);
+            self.cgroup_rmdir(op, d.fs, &dir, &child)?;
         }
         self.cgroup_rmdir(op, d.fs, &d.dir, &shown)
     }

@@ -182,6 +182,18 @@ pub enum FakeError {
         /// Why.
         why: String,
     },
+    /// `adopt` found another process under the recorded pid (the pid was reused).
+    #[error(
+        "adopt: process {pid} is not the recorded one (started at {found}, recorded {recorded})"
+    )]
+    NotThatProcess {
+        /// The pid.
+        pid: u32,
+        /// The recorded start time.
+        recorded: u64,
+        /// The start time of the process that has the pid now.
+        found: u64,
+    },
     /// EINVAL: an argument the kernel rejects.
     #[error("{op}: invalid argument: {why}")]
     Invalid {

@@ -36,6 +36,8 @@ use berth_core::plan::{
     SyncPoint,
 };
 
+use berth_core::state::{ContainerRecord, Status};
+
 pub use error::FakeError;
 pub use model::HostState;
 pub use world::HookRun;
@@ -84,6 +86,7 @@ impl FakeHost {
             next_if: 10,
             next_id: 1,
             hooks: Vec::new(),
+            signals: Vec::new(),
             facts: world::Facts::of(facts),
             host_ns: BTreeMap::new(),
         };
@@ -554,6 +557,23 @@ impl FakeHost {
         &self.world.hooks
     }
 
+    /// The signals sent so far by `kill -SIG` and `cgroup-kill` steps, as (pid, signal),
+    /// in order (SIGKILL also ends the process).
+    pub fn signals(&self) -> &[(u32, i32)] {
+        &self.world.signals
+    }
+
+    /// The start time of a live process as `/proc/PID/stat` would give it (the fake's
+    /// processes start at deterministic times: see [`start_time`]), or `None` when the
+    /// process is gone.
+    pub fn process_start_time(&self, pid: u32) -> Option<u64> {
+        self.world
+            .m
+            .procs
+            .contains_key(&pid)
+            .then(|| start_time(pid))
+    }
+
     /// How many times [`Backend::apply`] was called.
     pub fn calls(&self) -> usize {
         self.calls
@@ -593,11 +613,59 @@ impl FakeHost {
     }
 }
 
-/// The deterministic `state.json` a `state-write` makes.
-fn state_json(id: &str, bundle: &str, pid: u32, status: &str) -> String {
-    format!(
-        "{{\"ociVersion\":\"1.2.0\",\"id\":{id:?},\"status\":{status:?},\"pid\":{pid},\"bundle\":{bundle:?}}}"
-    )
+/// The start time the fake gives process `pid`: pids are never reused in the fake, so any
+/// injective function of the pid names the process as well as the kernel's does.
+pub fn start_time(pid: u32) -> u64 {
+    1_000_000 + u64::from(pid)
+}
+
+/// The time every record of the fake is created at.
+pub const CREATED: &str = "1970-01-01T00:00:00.000000000Z";
+
+/// What a `state-write` records: the container's record as the Linux backend writes it,
+/// with the fake's deterministic start time, creation time and owner.
+struct RecordFields<'a> {
+    id: &'a str,
+    bundle: &'a berth_core::plan::HostPath,
+    rootfs: &'a berth_core::plan::HostPath,
+    status: &'a str,
+    annotations: &'a BTreeMap<String, String>,
+    poststop: &'a [berth_core::plan::HookSpec],
+}
+
+/// The `state.json` a `state-write` makes.
+fn state_json(
+    plan: &Plan,
+    w: &RecordFields<'_>,
+    pid: u32,
+    owner: u32,
+) -> Result<String, FakeError> {
+    let status = Status::parse(w.status).ok_or_else(|| FakeError::Invalid {
+        op: "state-write",
+        why: format!("unknown status {:?}", w.status),
+    })?;
+    let record = ContainerRecord {
+        oci_version: "1.2.1".to_owned(),
+        id: w.id.to_owned(),
+        status,
+        pid,
+        start_time: start_time(pid),
+        bundle: w.bundle.clone(),
+        rootfs: w.rootfs.clone(),
+        created: CREATED.to_owned(),
+        annotations: w.annotations.clone(),
+        owner: if owner == 0 {
+            "root".to_owned()
+        } else {
+            format!("#{owner}")
+        },
+        poststop: w.poststop.to_vec(),
+        plan: plan.clone(),
+    };
+    serde_json::to_string(&record).map_err(|e| FakeError::Invalid {
+        op: "state-write",
+        why: e.to_string(),
+    })
 }
 
 /// Carries out one step as its actor. Exhaustive over [`Op`]: a new op does not compile
@@ -615,9 +683,21 @@ fn apply_step(w: &mut World, plan: &Plan, step: &Step) -> Result<(), FakeError> 
             bundle,
             pid,
             status,
+            rootfs,
+            annotations,
+            poststop,
         } => {
             let pid = w.pid_of(plan, *pid)?;
-            let json = state_json(id, bundle.as_str(), pid, status);
+            let owner = w.proc(actor)?.uid;
+            let fields = RecordFields {
+                id,
+                bundle,
+                rootfs,
+                status,
+                annotations,
+                poststop,
+            };
+            let json = state_json(plan, &fields, pid, owner)?;
             w.state_write(actor, dir, &json)
         }
         Op::WritePidFile { path, pid } => {
@@ -633,6 +713,40 @@ fn apply_step(w: &mut World, plan: &Plan, step: &Step) -> Result<(), FakeError> 
         Op::Kill { pid } => {
             let pid = w.live_pid(plan, *pid, "kill")?;
             w.kill(pid)
+        }
+        Op::Adopt {
+            pid,
+            value,
+            start_time: recorded,
+        } => {
+            if !w.m.procs.contains_key(value) || *value == RUNTIME_PID {
+                return Err(FakeError::NoProcess {
+                    op: "adopt",
+                    pid: *value,
+                });
+            }
+            let found = start_time(*value);
+            if found != *recorded {
+                return Err(FakeError::NotThatProcess {
+                    pid: *value,
+                    recorded: *recorded,
+                    found,
+                });
+            }
+            w.bind(AnyRef::Pid(*pid), Bound::Pid(*value));
+            Ok(())
+        }
+        Op::Recall { pid, value } => {
+            w.bind(AnyRef::Pid(*pid), Bound::Pid(*value));
+            Ok(())
+        }
+        Op::SendSignal { pid, signal } => {
+            let pid = w.live_pid(plan, *pid, "kill")?;
+            deliver(w, &[pid], *signal)
+        }
+        Op::SignalCgroup { cgroup, signal } => {
+            let targets = w.cgroup_kill_targets(actor, cgroup)?;
+            deliver(w, &targets, *signal)
         }
         Op::Unshare { ns } => w.unshare(actor, ns),
         Op::Setns { ns, from } => {
@@ -927,6 +1041,22 @@ fn addr_op(
     w.addr(plan, actor, netns, i, addr, add)
 }
 
+/// Sends `signal` to `pids`: logged; SIGKILL ends each (the pid 1 of a pid namespace takes
+/// the namespace along). Other signals change nothing the fake models: a container's init
+/// ignores what it has no handler for, and the fake runs no handlers.
+fn deliver(w: &mut World, pids: &[u32], signal: i32) -> Result<(), FakeError> {
+    for &pid in pids {
+        if signal == berth_core::signal::SIGKILL {
+            // An earlier pid 1 in this list may have taken this one along already.
+            if w.m.procs.contains_key(&pid) {
+                w.kill(pid)?;
+            }
+        }
+    }
+    w.signals.extend(pids.iter().map(|p| (*p, signal)));
+    Ok(())
+}
+
 /// `signal P`: the other side will find it when it waits.
 fn signal(w: &mut World, by: Actor, actor: u32, point: SyncPoint) -> Result<(), FakeError> {
     match by {
@@ -969,6 +1099,8 @@ fn may_orphan(op: &Op) -> bool {
     matches!(
         op,
         Op::Kill { .. }
+            | Op::SendSignal { .. }
+            | Op::SignalCgroup { .. }
             | Op::Setns { .. }
             | Op::Unshare { .. }
             | Op::Umount { .. }

@@ -146,6 +146,8 @@ pub(crate) struct World {
     pub(crate) next_if: u32,
     pub(crate) next_id: Id,
     pub(crate) hooks: Vec<HookRun>,
+    /// Signals sent by `kill` and `cgroup-kill`: (pid, signal), in order.
+    pub(crate) signals: Vec<(u32, i32)>,
     pub(crate) facts: Facts,
     /// The host's namespaces, pinned for ever (the host's own init holds them).
     pub(crate) host_ns: BTreeMap<Namespace, Id>,

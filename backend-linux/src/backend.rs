@@ -214,6 +214,9 @@ pub struct LinuxBackend {
     /// In the runtime: the files init's `mknod`/`ln -s` steps made, as init reported them
     /// (step index, identity).
     pub(crate) init_nodes: Vec<(usize, FileId)>,
+    /// The container's id and bundle, for the state hooks read, when the plan writes no
+    /// state (`start`, `delete`).
+    pub(crate) container: Option<(String, HostPath)>,
 }
 
 impl Default for LinuxBackend {
@@ -236,6 +239,7 @@ impl LinuxBackend {
             state_dir: None,
             start_fifo: None,
             init_nodes: Vec::new(),
+            container: None,
         }
     }
 
@@ -286,6 +290,13 @@ impl LinuxBackend {
         self
     }
 
+    /// Tells the backend which container a plan that writes no state acts on (`start`,
+    /// `delete`), for the state its hooks read on stdin.
+    pub fn with_container(mut self, id: &str, bundle: &HostPath) -> Self {
+        self.container = Some((id.to_owned(), bundle.clone()));
+        self
+    }
+
     /// Waits until init has gone past its last step (its `exec`), when the plan ended while
     /// init was still running. A no-op otherwise.
     pub fn finish(&mut self, plan: &Plan) -> Result<(), LinuxError> {
@@ -330,6 +341,65 @@ impl LinuxBackend {
                 }
             }
         }
+    }
+
+    /// Like [`LinuxBackend::wait_exit`], forwarding the signals this process receives
+    /// meanwhile to the container's process, as `runc run` does in the foreground: a
+    /// supervisor's SIGTERM to berth reaches the container, which decides what it means.
+    /// Signals that report a fault of berth itself (SEGV, BUS, ...) are not forwarded, nor
+    /// SIGCHLD, by which the wait learns of the exit. The signal mask is restored after.
+    pub fn wait_exit_forwarding(&mut self, plan: &Plan) -> Result<i32, LinuxError> {
+        use nix::sys::signal::{SigSet, SigmaskHow};
+        use nix::sys::wait::WaitPidFlag;
+
+        self.finish(plan)?;
+        let Some(link) = self.link.as_mut() else {
+            return Err(LinuxError::Protocol {
+                step: "wait".to_owned(),
+                got: "no init process".to_owned(),
+            });
+        };
+        link.sock = None;
+        let pid = link.pid;
+        let sys = |call, errno| LinuxError::Sys {
+            step: "wait".to_owned(),
+            call,
+            errno,
+        };
+        let mut set = SigSet::empty();
+        for sig in FORWARDED {
+            set.add(sig);
+        }
+        set.add(Signal::SIGCHLD);
+        // Blocked, they queue up for sigwait instead of acting on berth. The container's
+        // process is not affected: it has its own mask since the clone.
+        let old = set
+            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+            .map_err(|e| sys("sigprocmask", e))?;
+        let result = loop {
+            // First the exit, then the wait: a SIGCHLD that came before the block is gone.
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => break Ok(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => break Ok(128 + sig as i32),
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(errno) => break Err(sys("waitpid", errno)),
+            }
+            match set.wait() {
+                Ok(Signal::SIGCHLD) | Err(Errno::EINTR) => {}
+                // The container may be exiting: a signal it no longer gets is no error.
+                Ok(sig) => {
+                    let _ = kill(pid, sig);
+                }
+                Err(errno) => break Err(sys("sigwait", errno)),
+            }
+        };
+        if let Some(link) = self.link.as_mut().filter(|_| result.is_ok()) {
+            link.state = InitState::Gone;
+        }
+        let restored = old.thread_set_mask().map_err(|e| sys("sigprocmask", e));
+        let code = result?;
+        restored?;
+        Ok(code)
     }
 
     pub(crate) fn bind(&mut self, index: usize, value: Bound) {
@@ -587,7 +657,7 @@ impl LinuxBackend {
     fn link_for(&mut self, plan: &Plan, text: &str) -> Result<&mut InitLink, LinuxError> {
         if self.link.is_none() {
             let pid_ref = plan.steps.iter().find_map(|s| match s.op {
-                Op::Spawn { pid, .. } => Some(pid),
+                Op::Spawn { pid, .. } | Op::Adopt { pid, .. } => Some(pid),
                 _ => None,
             });
             let pid = match pid_ref {
@@ -842,7 +912,7 @@ impl LinuxBackend {
         }
     }
 
-    /// `kill -KILL PID` and reap it. For init still waiting at a sync point, an `Abort`
+    /// `kill -KILL PID` and wait until it is gone (reaped). For init still waiting at a sync point, an `Abort`
     /// first, so that it ends by itself if it can (it undoes nothing: see the module docs);
     /// the SIGKILL follows at once either way, and with init its mount namespace goes.
     fn kill(&mut self, plan: &Plan, r: PidRef, text: &str) -> Result<(), LinuxError> {
@@ -869,6 +939,31 @@ impl LinuxBackend {
     }
 }
 
+/// The signals a foreground `run` passes on to the container (every catchable one but
+/// those that report a fault of berth itself, SIGCHLD, and SIGPIPE, which berth's own
+/// writes would raise while it is blocked).
+const FORWARDED: [Signal; 19] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGTERM,
+    Signal::SIGCONT,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGURG,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGWINCH,
+    Signal::SIGIO,
+    Signal::SIGPWR,
+];
+
 /// Waits for a killed process to be gone: waitpid when it is our child, else until the
 /// kernel no longer knows it (its parent reaps it).
 fn reap(pid: Pid) -> crate::error::SysResult<()> {
@@ -884,6 +979,15 @@ fn reap(pid: Pid) -> crate::error::SysResult<()> {
     while Instant::now() < deadline {
         match kill(pid, None) {
             Err(Errno::ESRCH) => return Ok(()),
+            // A zombie whose parent does not reap it (a container's init after `create`
+            // exited is reparented, maybe to an init that never reaps) is gone all the same.
+            _ if u32::try_from(pid.as_raw())
+                .ok()
+                .and_then(crate::state::proc_stat)
+                .is_none_or(|s| s.is_dead()) =>
+            {
+                return Ok(());
+            }
             _ => std::thread::sleep(Duration::from_millis(5)),
         }
     }

@@ -95,9 +95,61 @@ fn rmdir(dir: &Path) -> SysResult<()> {
     }
 }
 
-/// Removes one cgroup directory.
+/// Removes a cgroup directory and the cgroups below it, deepest first (what the container
+/// made inside its own cgroup goes with it, as in runc's destroy); a missing one is fine.
 pub(crate) fn remove(cg: &CgroupPath) -> SysResult<()> {
-    rmdir(Path::new(cg.dir().as_str()))
+    let dir = PathBuf::from(cg.dir().as_str());
+    let mut dirs = Vec::new();
+    walk(&dir, &mut dirs)?;
+    // `walk` lists parents before children.
+    for d in dirs.iter().rev() {
+        rmdir(d)?;
+    }
+    Ok(())
+}
+
+/// Lists `dir` and every directory below it, parents first; nothing when `dir` is gone.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> SysResult<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(("read cgroup directory", io_errno(&e))),
+    };
+    out.push(dir.to_owned());
+    for entry in entries {
+        let entry = entry.map_err(io("read cgroup directory"))?;
+        // cgroupfs has only directories (cgroups) and files; file_type does not follow.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(&entry.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends `signal` to every process in the cgroup and the cgroups below it. A process that
+/// exits meanwhile is skipped; one that forks meanwhile may escape (freezing first, as
+/// runc does for SIGKILL, comes with `pause`).
+pub(crate) fn signal_all(cg: &CgroupPath, signal: i32) -> SysResult<()> {
+    let mut dirs = Vec::new();
+    walk(Path::new(cg.dir().as_str()), &mut dirs)?;
+    if dirs.is_empty() {
+        return Err(("open cgroup", Errno::ENOENT));
+    }
+    for d in dirs {
+        let procs = match std::fs::read_to_string(d.join("cgroup.procs")) {
+            Ok(text) => text,
+            // Removed meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(("read cgroup.procs", io_errno(&e))),
+        };
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            match crate::sys::kill_any(Pid::from_raw(pid), signal) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => return Err(("kill", e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes an interface file.

@@ -126,6 +126,28 @@ pub enum LinuxError {
         /// What is missing.
         what: &'static str,
     },
+    /// `adopt` found no live process under the recorded pid (gone, or a zombie).
+    #[error("{step}: process {pid} is gone")]
+    ProcessGone {
+        /// The adopt step.
+        step: String,
+        /// The recorded pid.
+        pid: u32,
+    },
+    /// `adopt` found another process under the recorded pid: the pid was reused.
+    #[error(
+        "{step}: process {pid} is not the recorded one (it started at {found}, the record says {recorded})"
+    )]
+    NotThatProcess {
+        /// The adopt step.
+        step: String,
+        /// The recorded pid.
+        pid: u32,
+        /// The recorded start time.
+        recorded: u64,
+        /// The start time of the process under that pid now.
+        found: u64,
+    },
     /// Test-only fault injection made this step fail.
     #[error("{step}: injected fault")]
     Injected {
@@ -152,6 +174,8 @@ impl LinuxError {
             | LinuxError::NotAtBarrier { step }
             | LinuxError::Seccomp { step, .. }
             | LinuxError::NotImplemented { step, .. }
+            | LinuxError::ProcessGone { step, .. }
+            | LinuxError::NotThatProcess { step, .. }
             | LinuxError::Injected { step } => step,
         }
     }

@@ -6,12 +6,19 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_core::plan::{HookKind, HookSpec, Op, Plan};
+use berth_core::plan::{HookKind, HookSpec, HostPath, Op, Plan};
 
 use crate::error::LinuxError;
 
-/// The state a hook reads on stdin: the id and bundle come from the plan's state writes.
-fn state_json(plan: &Plan, kind: HookKind, pid: i32) -> String {
+/// The state a hook reads on stdin: the id and bundle come from the plan's state writes,
+/// else (the plans of `start` and `delete` write no state) from `container`. A poststop
+/// hook gets no pid, as runc gives it none: the process is gone, the pid may be another's.
+fn state_json(
+    plan: &Plan,
+    kind: HookKind,
+    pid: i32,
+    container: Option<&(String, HostPath)>,
+) -> String {
     let (id, bundle) = plan
         .steps
         .iter()
@@ -19,6 +26,7 @@ fn state_json(plan: &Plan, kind: HookKind, pid: i32) -> String {
             Op::StateWrite { id, bundle, .. } => Some((id.clone(), bundle.as_str().to_owned())),
             _ => None,
         })
+        .or_else(|| container.map(|(id, bundle)| (id.clone(), bundle.as_str().to_owned())))
         .unwrap_or_default();
     let status = match kind {
         HookKind::Prestart | HookKind::CreateRuntime | HookKind::CreateContainer => "creating",
@@ -26,14 +34,19 @@ fn state_json(plan: &Plan, kind: HookKind, pid: i32) -> String {
         HookKind::Poststart => "running",
         HookKind::Poststop => "stopped",
     };
-    serde_json::json!({
+    let mut state = serde_json::json!({
         "ociVersion": "1.2.1",
         "id": id,
         "status": status,
         "pid": pid,
         "bundle": bundle,
-    })
-    .to_string()
+    });
+    if kind == HookKind::Poststop
+        && let Some(map) = state.as_object_mut()
+    {
+        map.remove("pid");
+    }
+    state.to_string()
 }
 
 /// Runs one hook; a non-zero exit, a signal or the timeout is an error.
@@ -42,6 +55,7 @@ pub(crate) fn run(
     kind: HookKind,
     hook: &HookSpec,
     pid: i32,
+    container: Option<&(String, HostPath)>,
     text: &str,
 ) -> Result<(), LinuxError> {
     let io = |what, source| LinuxError::Io {
@@ -58,7 +72,7 @@ pub(crate) fn run(
         .envs(hook.env.iter().filter_map(|kv| kv.split_once('=')))
         .stdin(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| io("spawn hook", e))?;
-    let state = state_json(plan, kind, pid);
+    let state = state_json(plan, kind, pid, container);
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine (EPIPE).
         let _ = stdin.write_all(state.as_bytes());

@@ -7,7 +7,7 @@
 use berth_core::plan::{Op, Plan, Step};
 
 use crate::backend::{Bound, LinuxBackend, MadeList, Role, made_by_init};
-use crate::error::{AtStep, LinuxError};
+use crate::error::{AtStep, Call, LinuxError};
 
 impl LinuxBackend {
     /// Carries out `step` in this process. Sync ops, spawn, kill and exec are the
@@ -47,9 +47,62 @@ impl LinuxBackend {
                 bundle,
                 pid,
                 status,
+                rootfs,
+                annotations,
+                poststop,
             } => {
                 let pid = self.bound_pid(plan, *pid, text)?;
-                crate::state::write_state(dir, id, bundle, pid.as_raw(), status).at(text)
+                let fields = crate::state::StateFields {
+                    id,
+                    bundle,
+                    rootfs,
+                    status,
+                    annotations,
+                    poststop,
+                };
+                crate::state::write_state(dir, plan, &fields, pid.as_raw()).at(text)
+            }
+            Op::Adopt {
+                pid,
+                value,
+                start_time,
+            } => {
+                let gone = || LinuxError::ProcessGone {
+                    step: text.to_owned(),
+                    pid: *value,
+                };
+                let raw = i32::try_from(*value).map_err(|_| gone())?;
+                match crate::state::proc_stat(*value) {
+                    None => Err(gone()),
+                    Some(stat) if stat.is_dead() => Err(gone()),
+                    Some(stat) if stat.start_time != *start_time => {
+                        Err(LinuxError::NotThatProcess {
+                            step: text.to_owned(),
+                            pid: *value,
+                            recorded: *start_time,
+                            found: stat.start_time,
+                        })
+                    }
+                    Some(_) => {
+                        self.bind(pid.index(), Bound::Pid(nix::unistd::Pid::from_raw(raw)));
+                        Ok(())
+                    }
+                }
+            }
+            Op::Recall { pid, value } => {
+                let raw = i32::try_from(*value).map_err(|_| LinuxError::ProcessGone {
+                    step: text.to_owned(),
+                    pid: *value,
+                })?;
+                self.bind(pid.index(), Bound::Pid(nix::unistd::Pid::from_raw(raw)));
+                Ok(())
+            }
+            Op::SendSignal { pid, signal } => {
+                let pid = self.bound_pid(plan, *pid, text)?;
+                crate::sys::kill_any(pid, *signal).call("kill").at(text)
+            }
+            Op::SignalCgroup { cgroup, signal } => {
+                crate::cgroup::signal_all(cgroup, *signal).at(text)
             }
             Op::WritePidFile { path, pid } => {
                 let pid = self.bound_pid(plan, *pid, text)?;
@@ -205,7 +258,7 @@ impl LinuxBackend {
                     Role::Init(side) => side.host_pid,
                     Role::Runtime => self.bound_pid(plan, *pid, text)?.as_raw(),
                 };
-                crate::hooks::run(plan, *kind, hook, pid, text)
+                crate::hooks::run(plan, *kind, hook, pid, self.container.as_ref(), text)
             }
             Op::CgroupCreate { cgroup, made } => {
                 let dirs = crate::cgroup::create(cgroup).at(text)?;

@@ -114,6 +114,15 @@ pub(crate) fn default_sigpipe() -> nix::Result<()> {
     .map(drop)
 }
 
+/// kill(2) with any signal number, real-time ones included (nix's `Signal` has only the
+/// standard ones); 0 checks that the process exists.
+pub(crate) fn kill_any(pid: Pid, signal: i32) -> nix::Result<()> {
+    // SAFETY: kill takes two integers and touches no memory of ours; a bad signal number
+    // or pid is reported as EINVAL or ESRCH.
+    let r = unsafe { libc::kill(pid.as_raw(), signal) };
+    Errno::result(r).map(drop)
+}
+
 /// setdomainname(2).
 pub(crate) fn setdomainname(name: &[u8]) -> nix::Result<()> {
     // SAFETY: the pointer and length describe `name`, which outlives the call; the kernel

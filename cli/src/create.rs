@@ -1,4 +1,5 @@
-//! `berth create` and `berth run`: read the bundle, probe the host, plan, then print or execute.
+//! `berth create` and `berth run`: read the bundle, probe the host, plan, then print or
+//! execute.
 //!
 //! Invariant: everything before [`carry_out`] only reads (the bundle, the rootfs's
 //! `/etc/passwd`, `/proc`, `/sys`), so `--dry-run` touches nothing on the host and works as
@@ -9,8 +10,11 @@ use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
+use berth_backend_linux::{LinuxBackend, LinuxError};
 use berth_core::config::{Config, CreateOptions, CreateRequest};
+use berth_core::exec::{ExecError, execute, execute_range};
 use berth_core::plan::{HostPath, Plan};
+use berth_core::planner::create::start_barrier;
 
 use crate::log::Logger;
 use crate::{CreateArgs, DryRun, Global};
@@ -20,29 +24,24 @@ use crate::{CreateArgs, DryRun, Global};
 pub(crate) enum Mode {
     /// `berth create`: stop at the start barrier.
     Create,
-    /// `berth run`: create, start and (unless `detach`) wait for the container.
+    /// `berth run`: create, start and (unless `detach`) wait for the container, then
+    /// delete it (unless `keep`), as `runc run` does.
     Run {
         /// `-d`: return once the container has started.
         detach: bool,
+        /// `--keep`: leave the exited container for `delete`.
+        keep: bool,
     },
 }
 
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Create => "create",
-            Mode::Run { .. } => "run",
-        }
-    }
-}
-
-/// Runs `berth create` or `berth run`.
+/// Runs `berth create` or `berth run`; returns the exit code berth ends with (the
+/// container's, for a foreground `run`).
 pub(crate) fn create(
     global: &Global,
     args: &CreateArgs,
     mode: Mode,
     log: &mut Logger,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u8> {
     validate_id(&args.id)?;
     let bundle = absolute(&args.bundle)?;
     let config_path = bundle.join("config.json");
@@ -50,7 +49,7 @@ pub(crate) fn create(
         .with_context(|| format!("reading {}", config_path.display()))?;
     let config = berth_core::spec::parse_config(&text, &host_path(&bundle)?)
         .with_context(|| config_path.display().to_string())?;
-    check_console(&config, args)?;
+    check_console(&config, args, mode)?;
     if global.systemd_cgroup {
         systemd_cgroup_driver()?;
     }
@@ -83,8 +82,8 @@ pub(crate) fn create(
         .with_context(|| format!("planning container {}", args.id))?;
     log.debug(&format!("planned {} steps", plan.steps.len()));
     match args.dry_run {
-        Some(format) => print_plan(&plan, format),
-        None => carry_out(&plan, &request, mode),
+        Some(format) => print_plan(&plan, format).map(|()| 0),
+        None => carry_out(&plan, &request, mode, log),
     }
 }
 
@@ -100,20 +99,62 @@ fn print_plan(plan: &Plan, format: DryRun) -> anyhow::Result<()> {
         .context("writing the plan to stdout")
 }
 
-/// Executes a create (or run) plan on this host.
-// TODO(issue 3): execute `plan` with the Linux backend; for `run`, start and wait unless
-// detached.
-fn carry_out(plan: &Plan, request: &CreateRequest, mode: Mode) -> anyhow::Result<()> {
-    let _ = (plan, request);
-    bail!(
-        "{} without --dry-run needs the Linux backend (issue 3)",
-        mode.name()
+/// Executes a create (or run) plan on this host: `create` stops before the start barrier
+/// and leaves init waiting there; `run` carries out the whole plan, then, in the
+/// foreground, waits for the container's process, deletes the container (unless
+/// `--keep`) and returns its exit code.
+fn carry_out(
+    plan: &Plan,
+    request: &CreateRequest,
+    mode: Mode,
+    log: &mut Logger,
+) -> anyhow::Result<u8> {
+    let root = Path::new(request.state_root.as_str());
+    if berth_backend_linux::state::state_dir(root, &request.id).exists() {
+        bail!("container with given ID already exists");
+    }
+    let mut backend = LinuxBackend::new();
+    match mode {
+        Mode::Create => {
+            let barrier = start_barrier(plan)
+                .ok_or_else(|| anyhow!("the create plan has no start barrier"))?;
+            execute_range(plan, 0..barrier, &mut backend).map_err(exec_failed)?;
+            Ok(0)
+        }
+        Mode::Run { detach, keep } => {
+            execute(plan, &mut backend).map_err(exec_failed)?;
+            if detach {
+                backend.finish(plan)?;
+                return Ok(0);
+            }
+            let code = backend.wait_exit_forwarding(plan)?;
+            drop(backend);
+            if !keep {
+                crate::lifecycle::delete_stopped(root, &request.id, log)?;
+            }
+            // An exit code is 0..=255 and 128 + a signal number is at most 192.
+            Ok(u8::try_from(code).unwrap_or(u8::MAX))
+        }
+    }
+}
+
+/// The error of a plan that failed (and was rolled back): the failing step's error, and
+/// the undo steps that failed in turn, if any, all on one line.
+pub(crate) fn exec_failed(err: ExecError<LinuxError>) -> anyhow::Error {
+    if err.rollback.is_empty() {
+        return anyhow::Error::new(err.source);
+    }
+    let undo: Vec<String> = err.rollback.iter().map(|(_, e)| e.to_string()).collect();
+    anyhow!(
+        "{:#}; rolling back failed too: {}",
+        anyhow::Error::new(err.source),
+        undo.join("; ")
     )
 }
 
 /// runc's rule: ASCII letters, digits and `_ + - .`, and not `.` or `..` (the id names a
 /// directory under `--root`).
-fn validate_id(id: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_id(id: &str) -> anyhow::Result<()> {
     let ok = !id.is_empty()
         && id != "."
         && id != ".."
@@ -127,11 +168,20 @@ fn validate_id(id: &str) -> anyhow::Result<()> {
 }
 
 /// runc's rule: a console socket only makes sense for a container with a terminal. (The
-/// converse, a detached terminal without a socket, is the planner's to refuse.)
-fn check_console(config: &Config, args: &CreateArgs) -> anyhow::Result<()> {
+/// converse, a detached terminal without a socket, is the planner's to refuse.) A
+/// foreground `run` with a terminal would need berth to make the pty and put the user's
+/// terminal in raw mode, which it does not do yet.
+fn check_console(config: &Config, args: &CreateArgs, mode: Mode) -> anyhow::Result<()> {
     let terminal = config.process.as_ref().is_some_and(|p| p.terminal);
     if !terminal && args.console_socket.is_some() {
         bail!("cannot use console socket if berth will not allocate tty");
+    }
+    let foreground = matches!(mode, Mode::Run { detach: false, .. });
+    if terminal && foreground && args.console_socket.is_none() {
+        // TODO(issue 3): make the pty and relay it, as runc does for a foreground run.
+        bail!(
+            "cannot allocate a tty for a foreground run yet: pass --console-socket, run -d, or set process.terminal to false"
+        );
     }
     Ok(())
 }
@@ -178,7 +228,7 @@ fn home_of(config: &Config, log: &mut Logger) -> Option<String> {
 
 /// Makes `path` absolute against the current directory and removes `.` and `..`
 /// lexically, as runc's `filepath.Abs` does (no symlink is resolved).
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     let abs =
         std::path::absolute(path).with_context(|| format!("making {} absolute", path.display()))?;
     let mut clean = PathBuf::from("/");
@@ -195,7 +245,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// A path as a [`HostPath`]; plans are text, so the path must be UTF-8.
-fn host_path(path: &Path) -> anyhow::Result<HostPath> {
+pub(crate) fn host_path(path: &Path) -> anyhow::Result<HostPath> {
     let text = path
         .to_str()
         .ok_or_else(|| anyhow!("path {} is not UTF-8", path.display()))?;

@@ -61,6 +61,11 @@ impl Logger {
         }
     }
 
+    /// Logs a warning (always: to `--log`, else to stderr).
+    pub(crate) fn warn(&mut self, msg: &str) {
+        self.write("warning", msg);
+    }
+
     /// Logs an error to the `--log` file; without one, does nothing (the caller prints
     /// the error on stderr itself, once).
     pub(crate) fn error_to_file(&mut self, msg: &str) {

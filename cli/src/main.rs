@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod create;
+mod lifecycle;
 mod log;
 mod spec;
 
@@ -57,8 +58,73 @@ enum Command {
     Spec(SpecArgs),
     /// Create a container: everything up to the start barrier.
     Create(CreateArgs),
-    /// Create and start a container.
+    /// Create and start a container; without -d, wait for it, delete it and exit with its
+    /// exit code.
     Run(RunArgs),
+    /// Start a created container: its process runs.
+    Start(IdArg),
+    /// Print the OCI state of a container as JSON.
+    State(IdArg),
+    /// Send a signal to a container's init process (default: TERM).
+    Kill(KillArgs),
+    /// Delete a container and what it holds (cgroups, state); it must be stopped, or
+    /// created, unless --force.
+    Delete(DeleteArgs),
+    /// List the containers under --root.
+    List(ListArgs),
+}
+
+/// A command's only argument: the container id.
+#[derive(Debug, Args)]
+struct IdArg {
+    /// The container id.
+    #[arg(value_name = "ID")]
+    id: String,
+}
+
+/// Arguments of `kill`.
+#[derive(Debug, Args)]
+struct KillArgs {
+    /// Send the signal to every process in the container's cgroup, not only its init.
+    #[arg(short, long)]
+    all: bool,
+    /// The container id.
+    #[arg(value_name = "ID")]
+    id: String,
+    /// The signal: a number, or a name with or without SIG (KILL, SIGTERM).
+    #[arg(value_name = "SIGNAL", default_value = "TERM")]
+    signal: String,
+}
+
+/// Arguments of `delete`.
+#[derive(Debug, Args)]
+struct DeleteArgs {
+    /// Kill a running container (SIGKILL) and delete it.
+    #[arg(short, long)]
+    force: bool,
+    /// The container id.
+    #[arg(value_name = "ID")]
+    id: String,
+}
+
+/// How `list` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ListFormat {
+    /// Aligned columns: ID PID STATUS BUNDLE CREATED OWNER.
+    Table,
+    /// A JSON array of OCI states.
+    Json,
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    format: ListFormat,
+    /// Print only the container ids.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Arguments of `spec`.
@@ -126,6 +192,9 @@ struct RunArgs {
     /// Return once the container has started, without waiting for it.
     #[arg(short, long)]
     detach: bool,
+    /// Do not delete the container after it exits (a foreground run only).
+    #[arg(long)]
+    keep: bool,
 }
 
 /// Global flags every command sees.
@@ -173,16 +242,24 @@ fn main() -> ExitCode {
         None => Err(anyhow::anyhow!("no command given (see berth --help)")),
         Some(Command::Spec(args)) => spec::spec(&args, &mut logger),
         Some(Command::Create(args)) => {
-            create::create(&global, &args, create::Mode::Create, &mut logger)
+            create::create(&global, &args, create::Mode::Create, &mut logger).map(drop)
         }
-        Some(Command::Run(args)) => create::create(
-            &global,
-            &args.create,
-            create::Mode::Run {
+        Some(Command::Run(args)) => {
+            let mode = create::Mode::Run {
                 detach: args.detach,
-            },
-            &mut logger,
-        ),
+                keep: args.keep,
+            };
+            match create::create(&global, &args.create, mode, &mut logger) {
+                // The container's exit code is berth's.
+                Ok(code) => return ExitCode::from(code),
+                Err(err) => Err(err),
+            }
+        }
+        Some(Command::Start(args)) => lifecycle::start(&global, &args.id, &mut logger),
+        Some(Command::State(args)) => lifecycle::state(&global, &args.id),
+        Some(Command::Kill(args)) => lifecycle::kill(&global, &args, &mut logger),
+        Some(Command::Delete(args)) => lifecycle::delete(&global, &args, &mut logger),
+        Some(Command::List(args)) => lifecycle::list(&global, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

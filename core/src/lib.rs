@@ -15,7 +15,9 @@ pub mod host;
 pub mod mountopt;
 pub mod plan;
 pub mod planner;
+pub mod signal;
 pub mod spec;
+pub mod state;
 pub mod user;
 
 pub use exec::{Backend, ExecError, execute};

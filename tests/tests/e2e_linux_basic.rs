@@ -94,6 +94,9 @@ fn lifecycle(l: Lifecycle<'_>) -> (Plan, PidRef) {
         bundle: h(&l.rootfs.bundle()),
         pid,
         status: status.to_owned(),
+        rootfs: h(&l.rootfs.root()),
+        annotations: Default::default(),
+        poststop: Vec::new(),
     };
     b.runtime(write("creating"));
     b.handoff(Actor::Runtime, SyncPoint::Configured);

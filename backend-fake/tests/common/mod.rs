@@ -206,6 +206,9 @@ pub fn epilogue(b: &mut PlanBuilder, pid: PidRef, drop: bool) {
         bundle: hp("/b"),
         pid,
         status: "created".to_owned(),
+        rootfs: hp("/b/rootfs"),
+        annotations: Default::default(),
+        poststop: Vec::new(),
     });
     b.handoff(Actor::Runtime, SyncPoint::Start);
     b.init(Op::Exec {

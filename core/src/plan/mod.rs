@@ -11,6 +11,7 @@
 
 mod types;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,14 @@ pub enum Op {
         pid: PidRef,
         /// The status recorded (`created`, `running`, ...).
         status: String,
+        /// The root filesystem on the host (the OCI state's `rootfs`).
+        rootfs: HostPath,
+        /// The config's annotations (the OCI state's `annotations`).
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+        /// The config's poststop hooks: `delete` runs them, long after this plan is done.
+        #[serde(default)]
+        poststop: Vec<HookSpec>,
     },
     /// Write the init pid, bare, to a file (atomically).
     WritePidFile {
@@ -86,10 +95,47 @@ pub enum Op {
         /// Bound to the child's pid (as the runtime sees it).
         pid: PidRef,
     },
-    /// Kill a process with SIGKILL and reap it (the undo of `spawn`).
+    /// Kill a process with SIGKILL and wait until it is gone: reaped when it is our child,
+    /// else exited (a zombie nobody reaps counts as gone). The undo of `spawn`, and how
+    /// `delete` ends a container's init.
     Kill {
         /// The process.
         pid: PidRef,
+    },
+    /// Bind a handle to a process recorded earlier (a container's init, from its state),
+    /// after checking it is still that process: alive, not a zombie, and started at
+    /// `start_time` (field 22 of `/proc/PID/stat`), so a reused pid is never taken for it.
+    /// Fails, naming the pid, when the process is gone or is another one.
+    Adopt {
+        /// Bound to the process.
+        pid: PidRef,
+        /// The recorded pid (as the runtime's pid namespace sees it).
+        value: u32,
+        /// The recorded start time, in clock ticks after boot.
+        start_time: u64,
+    },
+    /// Bind a handle to a recorded pid without touching or checking the process: for the
+    /// state that hooks read once the process is gone (`delete` of a stopped container).
+    Recall {
+        /// Bound to the recorded pid.
+        pid: PidRef,
+        /// The recorded pid.
+        value: u32,
+    },
+    /// kill(2): send a signal to a process (`berth kill`).
+    SendSignal {
+        /// The process.
+        pid: PidRef,
+        /// The signal number.
+        signal: i32,
+    },
+    /// Send a signal to every process in a cgroup and its descendants (`berth kill --all`,
+    /// and what `delete` kills when the container shares the host's pid namespace).
+    SignalCgroup {
+        /// The cgroup.
+        cgroup: CgroupPath,
+        /// The signal number.
+        signal: i32,
     },
     /// unshare(2) new namespaces in the calling process.
     Unshare {
@@ -397,7 +443,7 @@ pub enum Op {
         /// Rules, later ones winning, default deny.
         rules: Vec<DeviceRule>,
     },
-    /// Remove a cgroup directory (rmdir).
+    /// Remove a cgroup directory and the cgroups below it, deepest first (rmdir).
     CgroupRemove {
         /// The cgroup.
         cgroup: CgroupPath,
@@ -493,7 +539,9 @@ impl Op {
     /// The handles this op binds.
     pub fn binds(&self) -> Vec<AnyRef> {
         match self {
-            Op::Spawn { pid, .. } => vec![AnyRef::Pid(*pid)],
+            Op::Spawn { pid, .. } | Op::Adopt { pid, .. } | Op::Recall { pid, .. } => {
+                vec![AnyRef::Pid(*pid)]
+            }
             Op::OpenNs { fd, .. } | Op::OpenOwnNs { fd, .. } | Op::ConnectSocket { fd, .. } => {
                 vec![AnyRef::Fd(*fd)]
             }
@@ -517,6 +565,7 @@ impl Op {
             Op::StateWrite { pid, .. }
             | Op::WritePidFile { pid, .. }
             | Op::Kill { pid }
+            | Op::SendSignal { pid, .. }
             | Op::WriteSetgroups { pid, .. }
             | Op::WriteIdMap { pid, .. }
             | Op::RunHook { pid, .. }
@@ -829,7 +878,9 @@ impl Plan {
                     }
                 }
             }
-            if matches!(step.op, Op::Spawn { .. }) {
+            // An adopted init (`start` of a created container) is as good as a spawned one:
+            // its steps after the start barrier follow.
+            if matches!(step.op, Op::Spawn { .. } | Op::Adopt { .. }) {
                 spawned = true;
             }
             if step.actor == Actor::Init && matches!(step.op, Op::Exec { .. }) {
@@ -932,6 +983,7 @@ impl fmt::Display for OpText<'_> {
                 bundle,
                 pid: p2,
                 status,
+                ..
             } => write!(
                 f,
                 "state-write {dir} id={id} bundle={bundle} pid={} status={status}",
@@ -942,7 +994,26 @@ impl fmt::Display for OpText<'_> {
             }
             Op::Unlink { path } => write!(f, "unlink {path}"),
             Op::Spawn { ns, pid: p2 } => write!(f, "spawn ns={ns} -> {}", pid(*p2)),
-            Op::Kill { pid: p2 } => write!(f, "kill -KILL {}", pid(*p2)),
+            Op::Kill { pid: p2 } => write!(f, "kill -KILL {} && wait", pid(*p2)),
+            Op::Adopt {
+                pid: p2,
+                value,
+                start_time,
+            } => write!(f, "adopt {value} start-time={start_time} -> {}", pid(*p2)),
+            Op::Recall { pid: p2, value } => write!(f, "recall {value} -> {}", pid(*p2)),
+            Op::SendSignal { pid: p2, signal } => {
+                write!(
+                    f,
+                    "kill -{} {}",
+                    crate::signal::signal_name(*signal),
+                    pid(*p2)
+                )
+            }
+            Op::SignalCgroup { cgroup, signal } => write!(
+                f,
+                "cgroup-kill -{} {cgroup}",
+                crate::signal::signal_name(*signal)
+            ),
             Op::Unshare { ns } => write!(f, "unshare {ns}"),
             Op::Setns { ns, from } => match from {
                 NsSource::Path(h) => write!(f, "setns {ns} {h}"),

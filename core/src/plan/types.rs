@@ -213,7 +213,8 @@ impl ContainerPath {
     pub fn starts_with(&self, other: &ContainerPath) -> bool {
         &*other.0 == "/"
             || self.0 == other.0
-            || (self.0.starts_with(&*other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+            || (self.0.starts_with(&*other.0)
+                && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
     }
 }
 

@@ -638,8 +638,7 @@ impl Planner<'_> {
                     // Mounted writable, made read-only once devices, nested mount points
                     // and the console are in place (runc's finalizeRootfs).
                     flags.remove(MountFlag::Ro);
-                    self.deferred_ro
-                        .push((m.destination.clone(), m.flags));
+                    self.deferred_ro.push((m.destination.clone(), m.flags));
                 }
                 self.b.init(Op::Mount(MountOp {
                     source: MountSource::Fs {
@@ -954,6 +953,9 @@ impl Planner<'_> {
             bundle: self.req.bundle.clone(),
             pid,
             status: "created".to_owned(),
+            rootfs: self.cfg.root.path.clone(),
+            annotations: self.cfg.annotations.clone(),
+            poststop: self.cfg.hooks.poststop.clone(),
         });
         self.b.handoff(Actor::Runtime, SyncPoint::Start);
         let hooks = &self.cfg.hooks;

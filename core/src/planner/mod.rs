@@ -1,3 +1,4 @@
 //! Planners: pure functions from a request and host facts to a [`crate::plan::Plan`].
 
 pub mod create;
+pub mod lifecycle;
