@@ -157,11 +157,48 @@ pub(crate) fn write(cg: &CgroupPath, file: &str, value: &str) -> SysResult<()> {
     if file.contains('/') {
         return Err(("cgroup file name", Errno::EINVAL));
     }
-    write_file(
-        &Path::new(cg.dir().as_str()).join(file),
-        value,
-        "write cgroup file",
-    )
+    let dir_path = cg.dir();
+    let dir = Path::new(dir_path.as_str());
+    write_file(&dir.join(file), value, "write cgroup file")?;
+    match (file, value) {
+        ("freezer.state", "FROZEN") => settle_freeze(dir, file, "FROZEN", "THAWED"),
+        ("cgroup.freeze", "1") => settle_freeze(dir, "cgroup.events", "frozen 1", "0"),
+        _ => Ok(()),
+    }
+}
+
+/// How long a freeze may take before it is given up (and the cgroup thawed).
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits until a freeze has taken effect: v1's `freezer.state` goes FREEZING → FROZEN
+/// (rewritten now and then, as runc does, since a task that forks meanwhile can hold it
+/// in FREEZING), v2's `cgroup.events` shows `frozen 1`. On timeout the cgroup is thawed
+/// (`thaw` to the freeze file) and `EBUSY` returned, so a failed pause leaves it running.
+fn settle_freeze(dir: &Path, watch: &str, done: &str, thaw: &str) -> SysResult<()> {
+    let v1 = watch == "freezer.state";
+    let start = Instant::now();
+    let mut round = 0u32;
+    loop {
+        let now = std::fs::read_to_string(dir.join(watch)).map_err(io("read freezer state"))?;
+        let frozen = if v1 {
+            now.trim() == done
+        } else {
+            now.lines().any(|l| l.trim() == done)
+        };
+        if frozen {
+            return Ok(());
+        }
+        if start.elapsed() > FREEZE_TIMEOUT {
+            let file = if v1 { "freezer.state" } else { "cgroup.freeze" };
+            let _ = write_file(&dir.join(file), thaw, "thaw cgroup");
+            return Err(("wait for the cgroup to freeze", Errno::EBUSY));
+        }
+        round += 1;
+        if v1 && round.is_multiple_of(10) {
+            write_file(&dir.join(watch), done, "write cgroup file")?;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Moves a process into the cgroup.

@@ -181,16 +181,23 @@ pub fn read_record(root: &Path, id: &str) -> Result<ContainerRecord, RecordError
     serde_json::from_slice(&bytes).map_err(|source| RecordError::Corrupt { path, source })
 }
 
-/// What the host shows now of a recorded container: its init's `/proc/PID/stat` and
-/// whether the start fifo still waits in its state directory.
+/// What the host shows now of a recorded container: its init's `/proc/PID/stat`, whether
+/// the start fifo still waits in its state directory, and whether its freezer is frozen.
 pub fn observe(root: &Path, record: &ContainerRecord) -> Observed {
     let fifo = state_dir(root, &record.id).join(crate::backend::EXEC_FIFO);
     Observed {
         init: proc_stat(record.pid),
         exec_fifo: std::fs::symlink_metadata(fifo).is_ok(),
-        // TODO(issue 3): the freezer state, once `pause` exists.
-        frozen: false,
+        frozen: frozen(record),
     }
+}
+
+/// Whether the container's freezer (found from its plan, as `pause` finds it) reads frozen.
+fn frozen(record: &ContainerRecord) -> bool {
+    berth_core::planner::lifecycle::freezer(&record.plan).is_some_and(|f| {
+        std::fs::read_to_string(Path::new(f.cgroup.dir().as_str()).join(f.file))
+            .is_ok_and(|now| now.trim() == f.frozen)
+    })
 }
 
 /// The ids of the containers under the state root (its directories), sorted; none when

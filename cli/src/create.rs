@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use berth_backend_linux::{LinuxBackend, LinuxError};
+use berth_backend_linux::LinuxError;
 use berth_core::config::{Config, CreateOptions, CreateRequest};
 use berth_core::exec::{ExecError, execute, execute_range};
 use berth_core::plan::{HostPath, Plan};
@@ -113,7 +113,7 @@ fn carry_out(
     if berth_backend_linux::state::state_dir(root, &request.id).exists() {
         bail!("container with given ID already exists");
     }
-    let mut backend = LinuxBackend::new();
+    let mut backend = crate::lifecycle::new_backend();
     match mode {
         Mode::Create => {
             let barrier = start_barrier(plan)
@@ -197,7 +197,7 @@ fn systemd_cgroup_driver() -> anyhow::Result<()> {
 
 /// `HOME` of the process's uid from the rootfs's `/etc/passwd`, if it has one; a missing or
 /// unusable passwd is not an error (the planner falls back to `/`), only a debug line.
-fn home_of(config: &Config, log: &mut Logger) -> Option<String> {
+pub(crate) fn home_of(config: &Config, log: &mut Logger) -> Option<String> {
     let uid = config.process.as_ref()?.user.uid;
     let rootfs = Path::new(config.root.path.as_str());
     let text = match berth_backend_linux::probe::read_rootfs_file(rootfs, "/etc/passwd") {

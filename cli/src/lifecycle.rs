@@ -1,5 +1,6 @@
-//! `berth start`, `state`, `kill`, `delete` and `list`: the commands that act on a
-//! container `create` left under `--root`.
+//! `berth start`, `state`, `kill`, `delete`, `list`, `pause`, `resume` and `features`:
+//! the commands that act on a container `create` left under `--root` (and the one that
+//! describes the runtime).
 //!
 //! Each reads the container's record, derives its status from what the host shows now
 //! (berth-core's state machine decides whether the command may go on, with runc's
@@ -9,14 +10,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::Context;
-use berth_backend_linux::LinuxBackend;
 use berth_backend_linux::state::{RecordError, list_ids, observe, read_record, state_dir};
+use berth_backend_linux::{LinuxBackend, Trace};
 use berth_core::exec::{Backend, execute, execute_range};
 use berth_core::plan::Plan;
 use berth_core::planner::lifecycle::{
-    plan_delete, plan_forget, plan_kill, plan_start, poststop_from,
+    plan_delete, plan_forget, plan_kill_in, plan_pause, plan_resume, plan_start, poststop_from,
 };
 use berth_core::state::{
     Command, ContainerRecord, LifecycleError, OciState, Status, Verdict, check, derive_status,
@@ -27,12 +29,12 @@ use crate::log::Logger;
 use crate::{DeleteArgs, Global, KillArgs, ListArgs, ListFormat};
 
 /// The state root, absolute.
-fn root(global: &Global) -> anyhow::Result<PathBuf> {
+pub(crate) fn root(global: &Global) -> anyhow::Result<PathBuf> {
     absolute(&global.root)
 }
 
 /// A container's record and its status now.
-fn load(root: &Path, id: &str) -> anyhow::Result<(ContainerRecord, Status)> {
+pub(crate) fn load(root: &Path, id: &str) -> anyhow::Result<(ContainerRecord, Status)> {
     validate_id(id)?;
     let record = match read_record(root, id) {
         Ok(record) => record,
@@ -43,9 +45,32 @@ fn load(root: &Path, id: &str) -> anyhow::Result<(ContainerRecord, Status)> {
     Ok((record, status))
 }
 
+/// The `--trace` file, set once at start-up.
+static TRACE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Sets the `--trace` file every backend appends its applied steps to; opens it now, so a
+/// path that cannot be written fails before anything is done.
+pub(crate) fn set_trace(path: &Path) -> anyhow::Result<()> {
+    let path = absolute(path)?;
+    Trace::open(&path).with_context(|| format!("opening trace file {}", path.display()))?;
+    // Set once, from main, before any backend exists.
+    let _ = TRACE.set(path);
+    Ok(())
+}
+
+/// A Linux backend, tracing to the `--trace` file when one was given.
+pub(crate) fn new_backend() -> LinuxBackend {
+    let backend = LinuxBackend::new();
+    match TRACE.get().map(|p| Trace::open(p)) {
+        Some(Ok(trace)) => backend.with_trace(trace),
+        // It opened in set_trace; the trace is a diagnostic and never fails a command.
+        Some(Err(_)) | None => backend,
+    }
+}
+
 /// A backend for a plan of a command on an existing container.
-fn backend_for(root: &Path, record: &ContainerRecord) -> LinuxBackend {
-    LinuxBackend::new()
+pub(crate) fn backend_for(root: &Path, record: &ContainerRecord) -> LinuxBackend {
+    new_backend()
         .with_state_dir(state_dir(root, &record.id))
         .with_container(&record.id, &record.bundle)
 }
@@ -81,7 +106,7 @@ pub(crate) fn kill(global: &Global, args: &KillArgs, log: &mut Logger) -> anyhow
     match check(Command::Kill { all: args.all }, &args.id, status)? {
         Verdict::Nothing => Ok(()),
         Verdict::Proceed => {
-            let plan = plan_kill(&record, signal, args.all)?;
+            let plan = plan_kill_in(&record, signal, args.all, status)?;
             log.debug(&format!("kill plan:\n{plan}"));
             execute(&plan, &mut backend_for(&root, &record)).map_err(exec_failed)?;
             Ok(())
@@ -101,7 +126,7 @@ pub(crate) fn delete(global: &Global, args: &DeleteArgs, log: &mut Logger) -> an
             let dir = state_dir(&root, &args.id);
             if dir.is_dir() {
                 let plan = plan_forget(host_path(&dir)?);
-                execute(&plan, &mut LinuxBackend::new()).map_err(exec_failed)?;
+                execute(&plan, &mut new_backend()).map_err(exec_failed)?;
             }
             if args.force {
                 return Ok(());
@@ -142,6 +167,35 @@ fn carry_out_delete(
         }
     }
     Ok(())
+}
+
+/// `berth pause ID`: freezes the container's processes (runc: running or created only).
+pub(crate) fn pause(global: &Global, id: &str, log: &mut Logger) -> anyhow::Result<()> {
+    let root = root(global)?;
+    let (record, status) = load(&root, id)?;
+    check(Command::Pause, id, status)?;
+    let plan = plan_pause(&record)?;
+    log.debug(&format!("pause plan:\n{plan}"));
+    execute(&plan, &mut backend_for(&root, &record)).map_err(exec_failed)?;
+    Ok(())
+}
+
+/// `berth resume ID`: thaws a paused container.
+pub(crate) fn resume(global: &Global, id: &str, log: &mut Logger) -> anyhow::Result<()> {
+    let root = root(global)?;
+    let (record, status) = load(&root, id)?;
+    check(Command::Resume, id, status)?;
+    let plan = plan_resume(&record)?;
+    log.debug(&format!("resume plan:\n{plan}"));
+    execute(&plan, &mut backend_for(&root, &record)).map_err(exec_failed)?;
+    Ok(())
+}
+
+/// `berth features`: the runtime-spec Features document, pretty-printed as runc prints it.
+pub(crate) fn features() -> anyhow::Result<()> {
+    let value = berth_core::features::features(env!("CARGO_PKG_VERSION"));
+    let text = serde_json::to_string_pretty(&value).context("encoding the features")?;
+    print_out(&format!("{text}\n"))
 }
 
 fn is_not_exist(err: &anyhow::Error) -> bool {
@@ -213,7 +267,7 @@ fn table(states: &[OciState]) -> String {
 }
 
 /// Writes a command's result to stdout.
-fn print_out(text: &str) -> anyhow::Result<()> {
+pub(crate) fn print_out(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod create;
+mod exec;
 mod lifecycle;
 mod log;
 mod spec;
@@ -46,6 +47,9 @@ struct Cli {
     /// Use systemd to manage cgroups (cgroupsPath `slice:prefix:name`).
     #[arg(long)]
     systemd_cgroup: bool,
+    /// Append every step actually applied to FILE, in the plan's text format.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     command: Option<Command>,
@@ -72,6 +76,16 @@ enum Command {
     Delete(DeleteArgs),
     /// List the containers under --root.
     List(ListArgs),
+    /// Freeze every process of a running container.
+    Pause(IdArg),
+    /// Thaw a paused container.
+    Resume(IdArg),
+    /// Print the runtime-spec Features document: what this runtime supports.
+    Features,
+    /// Run a new process in a running container.
+    Exec(ExecArgs),
+    /// List the processes of a container.
+    Ps(PsArgs),
 }
 
 /// A command's only argument: the container id.
@@ -125,6 +139,65 @@ struct ListArgs {
     /// Print only the container ids.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// Arguments of `exec`.
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+struct ExecArgs {
+    /// A runtime-spec `process` JSON file (instead of CMD and the flags below).
+    #[arg(short, long, value_name = "FILE")]
+    process: Option<PathBuf>,
+    /// Return once the process has started, without waiting for it.
+    #[arg(short, long)]
+    detach: bool,
+    /// Write the new process's pid to FILE.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Send the pty master of a terminal process to this AF_UNIX socket.
+    #[arg(long, value_name = "SOCKET")]
+    console_socket: Option<PathBuf>,
+    /// Pass N extra fds (from fd 3 on) to the process.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Allocate a pseudo-TTY (needs --console-socket).
+    #[arg(short, long)]
+    tty: bool,
+    /// Set an environment variable K=V (repeatable).
+    #[arg(short, long, value_name = "K=V")]
+    env: Vec<String>,
+    /// The working directory in the container.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<String>,
+    /// The user, `UID[:GID]`.
+    #[arg(short, long, value_name = "UID[:GID]")]
+    user: Option<String>,
+    /// The container id.
+    #[arg(value_name = "ID")]
+    id: String,
+    /// The command and its arguments.
+    #[arg(value_name = "CMD", allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// How `ps` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PsFormat {
+    /// `ps -ef`'s lines of the container's processes.
+    Table,
+    /// A JSON array of pids.
+    Json,
+}
+
+/// Arguments of `ps`.
+#[derive(Debug, Args)]
+struct PsArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = PsFormat::Table)]
+    format: PsFormat,
+    /// The container id.
+    #[arg(value_name = "ID")]
+    id: String,
 }
 
 /// Arguments of `spec`.
@@ -226,6 +299,17 @@ fn main() -> ExitCode {
         }
     };
     let mut logger = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
+    // `--trace FILE`, or the BERTH_TRACE environment variable.
+    let trace = cli
+        .trace
+        .clone()
+        .or_else(|| std::env::var_os("BERTH_TRACE").map(PathBuf::from));
+    if let Some(path) = &trace
+        && let Err(err) = lifecycle::set_trace(path)
+    {
+        eprintln!("berth: {err:#}");
+        return ExitCode::FAILURE;
+    }
     let global = Global {
         root: cli.root,
         systemd_cgroup: cli.systemd_cgroup,
@@ -260,6 +344,15 @@ fn main() -> ExitCode {
         Some(Command::Kill(args)) => lifecycle::kill(&global, &args, &mut logger),
         Some(Command::Delete(args)) => lifecycle::delete(&global, &args, &mut logger),
         Some(Command::List(args)) => lifecycle::list(&global, &args),
+        Some(Command::Pause(args)) => lifecycle::pause(&global, &args.id, &mut logger),
+        Some(Command::Resume(args)) => lifecycle::resume(&global, &args.id, &mut logger),
+        Some(Command::Features) => lifecycle::features(),
+        Some(Command::Exec(args)) => match exec::exec(&global, &args, &mut logger) {
+            // The process's exit code is berth's.
+            Ok(code) => return ExitCode::from(code),
+            Err(err) => Err(err),
+        },
+        Some(Command::Ps(args)) => exec::ps(&global, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 pub mod cgroup;
 pub mod config;
 pub mod exec;
+pub mod features;
 pub mod fuzz;
 pub mod host;
 pub mod mountopt;

@@ -65,6 +65,49 @@ pub const DATA_WORDS: &[&str] = &[
     "default_permissions",
 ];
 
+/// Every option word that sets or clears a flag, binds, or changes propagation (not data):
+/// what `berth features` lists as `mountOptions`. A test checks that the parser knows each.
+pub const OPTION_WORDS: &[&str] = &[
+    "defaults",
+    "bind",
+    "rbind",
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "sync",
+    "async",
+    "dirsync",
+    "mand",
+    "nomand",
+    "noatime",
+    "atime",
+    "nodiratime",
+    "diratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "lazytime",
+    "nolazytime",
+    "silent",
+    "loud",
+    "nosymfollow",
+    "symfollow",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
 /// Options runc knows that berth refuses, with the reason given in the error.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("rro", "recursive mount attributes are not supported"),
@@ -570,6 +613,23 @@ mod tests {
     fn opts(list: &[&str]) -> Result<MountOptions, MountOptError> {
         let owned: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
         parse_mount_options(&owned)
+    }
+
+    #[test]
+    fn option_words_are_the_words_the_parser_knows() {
+        for w in OPTION_WORDS {
+            assert!(word(w).is_some(), "{w}");
+        }
+        // And no other bare flag word parses (checked on the words `word` matches).
+        let known = [
+            "defaults",
+            "bind",
+            "rbind",
+            "ro",
+            "runbindable",
+            "nosymfollow",
+        ];
+        assert!(known.iter().all(|k| OPTION_WORDS.contains(k)));
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub struct Observed {
     pub init: Option<ProcStat>,
     /// Whether the start fifo (`exec.fifo`) is still in the state directory.
     pub exec_fifo: bool,
-    /// Whether the container's cgroup is frozen (always false until `pause` exists).
+    /// Whether the container's cgroup is frozen (its freezer reads frozen).
     pub frozen: bool,
 }
 
@@ -236,6 +236,12 @@ pub enum LifecycleError {
     /// `resume` of a container that is not paused.
     #[error("container not paused")]
     NotPaused,
+    /// `pause` or `resume` of a container that has no freezer cgroup.
+    #[error("container {id}: cannot pause or resume a container without a freezer cgroup")]
+    NoFreezer {
+        /// The container.
+        id: String,
+    },
     /// The record's plan has no start barrier (it was not made by `plan_create`).
     #[error("container {id}: the recorded plan has no start barrier")]
     NoStartBarrier {
@@ -276,8 +282,8 @@ pub fn check(command: Command, id: &str, status: Status) -> Result<Verdict, Life
         (Command::Exec, Paused) => Err(LifecycleError::ExecPaused),
         (Command::Exec, Creating | Created | Running) => Ok(Verdict::Proceed),
         (Command::Pause, Running | Created) => Ok(Verdict::Proceed),
-        (Command::Pause, Paused) => Err(LifecycleError::Paused),
-        (Command::Pause, Creating | Stopped) => Err(LifecycleError::NotRunning),
+        // runc's Pause: anything but running or created is "container not running".
+        (Command::Pause, Creating | Paused | Stopped) => Err(LifecycleError::NotRunning),
         (Command::Resume, Paused) => Ok(Verdict::Proceed),
         (Command::Resume, Creating | Created | Running | Stopped) => Err(LifecycleError::NotPaused),
     }
@@ -485,7 +491,7 @@ mod tests {
             "cannot exec in a paused container"
         );
         assert_eq!(msg(Command::Pause, Stopped), "container not running");
-        assert_eq!(msg(Command::Pause, Paused), "container paused");
+        assert_eq!(msg(Command::Pause, Paused), "container not running");
         assert_eq!(msg(Command::Resume, Running), "container not paused");
         assert_eq!(check(Command::Resume, "c1", Paused), Ok(Verdict::Proceed));
         assert_eq!(

@@ -67,6 +67,21 @@ fn main() {
             errors_go_to_the_json_log_too,
         ),
         ("poststop_hooks_run_at_delete", poststop_hooks_run_at_delete),
+        ("exec_prints_the_hostname", exec_prints_the_hostname),
+        (
+            "exec_joins_the_pid_and_mount_namespaces",
+            exec_joins_the_pid_and_mount_namespaces,
+        ),
+        (
+            "exec_propagates_the_exit_code",
+            exec_propagates_the_exit_code,
+        ),
+        (
+            "exec_into_unknown_or_stopped_is_refused",
+            exec_into_unknown_or_stopped_is_refused,
+        ),
+        ("exec_with_a_process_file", exec_with_a_process_file),
+        ("ps_lists_the_container_pids", ps_lists_the_container_pids),
     ]);
 }
 
@@ -721,5 +736,126 @@ fn run_forwards_signals_to_the_container() {
         std::fs::read_to_string(dir.join("run.out")).unwrap(),
         "got TERM\n"
     );
+    env.assert_nothing_left();
+}
+
+fn exec_prints_the_hostname() {
+    let env = Env::new("exec sleep 1000");
+    env.config("exec sleep 1000", |v| v["hostname"] = json!("exec-host"));
+    let id = unique("exec-host");
+    env.create_started(&id);
+    let out = ok(&env.berth(&["exec", &id, "hostname"]));
+    assert_eq!(text(&out), "exec-host\n");
+    ok(&env.berth(&["delete", "--force", &id]));
+    env.assert_nothing_left();
+}
+
+fn exec_joins_the_pid_and_mount_namespaces() {
+    let env = Env::new("exec sleep 1000");
+    let id = unique("exec-ps");
+    env.create_started(&id);
+    // The container's /proc: its init is pid 1, running `sleep 1000`.
+    let out = text(&ok(&env.berth(&["exec", &id, "ps"])));
+    let init = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_else(|| panic!("no pid 1 in:\n{out}"));
+    assert!(init.contains("sleep 1000"), "{out}");
+    // The mount namespace too: the rootfs's own file is at /, and the cwd is the config's.
+    std::fs::write(env.rootfs.bundle().join("rootfs/marker"), "in the rootfs").unwrap();
+    let out = ok(&env.berth(&["exec", &id, "sh", "-c", "cat /marker; pwd"]));
+    assert_eq!(text(&out), "in the rootfs/\n");
+    let out = ok(&env.berth(&[
+        "exec",
+        "--cwd",
+        "/tmp",
+        "-e",
+        "X=42",
+        &id,
+        "sh",
+        "-c",
+        "echo $X; pwd",
+    ]));
+    assert_eq!(text(&out), "42\n/tmp\n");
+    // No fd of the runtime reaches the process: only 0, 1, 2 (and the one ls opens).
+    let out = text(&ok(&env.berth(&["exec", &id, "ls", "/proc/self/fd"])));
+    let fds: Vec<&str> = out.split_whitespace().collect();
+    assert!(fds.len() <= 4, "leaked fds: {fds:?}");
+    ok(&env.berth(&["delete", "--force", &id]));
+    env.assert_nothing_left();
+}
+
+fn exec_propagates_the_exit_code() {
+    let env = Env::new("exec sleep 1000");
+    let id = unique("exec-code");
+    env.create_started(&id);
+    let out = env.berth(&["exec", &id, "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    let out = env.berth(&["exec", "-u", "1000:1000", &id, "id", "-u"]);
+    assert_eq!(text(&out.stdout), "1000\n", "{}", text(&out.stderr));
+    ok(&env.berth(&["delete", "--force", &id]));
+    env.assert_nothing_left();
+}
+
+fn exec_into_unknown_or_stopped_is_refused() {
+    let env = Env::new("true");
+    assert_eq!(
+        fails(&env.berth(&["exec", "nope", "true"])),
+        "berth: container does not exist"
+    );
+    let id = unique("exec-stopped");
+    env.create_started(&id);
+    env.wait_stopped(&id);
+    assert_eq!(
+        fails(&env.berth(&["exec", &id, "true"])),
+        "berth: cannot exec in a stopped container"
+    );
+    let err = fails(&env.berth(&["exec", "-t", &id, "true"]));
+    assert!(err.contains("stopped"), "{err}");
+    ok(&env.berth(&["delete", &id]));
+    env.assert_nothing_left();
+}
+
+fn exec_with_a_process_file() {
+    let env = Env::new("exec sleep 1000");
+    let id = unique("exec-file");
+    env.create_started(&id);
+    let file = env.rootfs.dir.path().join("process.json");
+    std::fs::write(
+        &file,
+        json!({
+            "args": ["sh", "-c", "echo from file; exit 3"],
+            "cwd": "/",
+            "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/bin:/usr/bin"]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = env.berth(&["exec", "--process", &file.to_string_lossy(), &id]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from file\n");
+    // -t without a console socket is a clear error.
+    let err = fails(&env.berth(&["exec", "-t", &id, "true"]));
+    assert!(err.contains("--console-socket"), "{err}");
+    ok(&env.berth(&["delete", "--force", &id]));
+    env.assert_nothing_left();
+}
+
+fn ps_lists_the_container_pids() {
+    let env = Env::new("exec sleep 1000");
+    let id = unique("ps");
+    env.create_started(&id);
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let pids: Vec<i64> =
+        serde_json::from_slice(&ok(&env.berth(&["ps", "--format", "json", &id]))).unwrap();
+    assert_eq!(pids, vec![pid]);
+    let table = text(&ok(&env.berth(&["ps", &id])));
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().contains("PID"), "{table}");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 1, "{table}");
+    assert!(rows[0].contains("sleep 1000"), "{table}");
+    ok(&env.berth(&["delete", "--force", &id]));
     env.assert_nothing_left();
 }

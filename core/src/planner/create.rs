@@ -885,57 +885,13 @@ impl Planner<'_> {
     /// Steps 14-15: process attributes, then identity and privileges in runc's
     /// `finalizeNamespace` order.
     fn identity(&mut self) {
-        let p = self.process;
-        if let Some(adj) = p.oom_score_adj {
-            self.b.init(Op::OomScoreAdj(adj));
-        }
-        for (resource, soft, hard) in &p.rlimits {
-            self.b.init(Op::SetRlimit {
-                resource: *resource,
-                soft: *soft,
-                hard: *hard,
-            });
-        }
-        if let Some(mask) = p.user.umask {
-            self.b.init(Op::Umask(mask));
-        }
-        self.b.init(Op::CloseFds {
-            preserve: self.req.options.preserve_fds,
-        });
-        // As runc, chdir while still root: a cwd the process's user may not search can
-        // still be entered (the process keeps it across setuid).
-        self.b.init(Op::Chdir {
-            path: Location::Container(p.cwd.clone()),
-        });
-        if let Some(caps) = &p.capabilities {
-            self.b.init(Op::CapBounding(caps.bounding));
-        }
-        let seccomp = self.cfg.linux.seccomp.as_ref();
-        if let Some(profile) = seccomp.filter(|_| !p.no_new_privileges) {
-            // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before
-            // the capabilities are dropped.
-            self.b.init(Op::Seccomp(profile.clone()));
-        }
-        if can_setgroups(self.host) {
-            self.b.init(Op::Setgroups(p.user.additional_gids.clone()));
-        }
-        self.b.init(Op::Setgid(p.user.gid));
-        self.b.init(Op::Setuid(p.user.uid));
-        if let Some(caps) = &p.capabilities {
-            self.b.init(Op::CapSet {
-                effective: caps.effective,
-                permitted: caps.permitted,
-                inheritable: caps.inheritable,
-                ambient: caps.ambient,
-            });
-        }
-        if p.no_new_privileges {
-            self.b.init(Op::NoNewPrivs);
-            if let Some(profile) = seccomp {
-                // Last, so the filter need not allow the setup syscalls above.
-                self.b.init(Op::Seccomp(profile.clone()));
-            }
-        }
+        plan_identity(
+            &mut self.b,
+            self.process,
+            self.cfg.linux.seccomp.as_ref(),
+            can_setgroups(self.host),
+            self.req.options.preserve_fds,
+        );
     }
 
     /// Steps 16-20: created, the start barrier, exec, poststart hooks.
@@ -973,9 +929,71 @@ impl Planner<'_> {
     }
 }
 
+/// Plans a process's attributes, then its identity and privileges, in runc's
+/// `finalizeNamespace` order (init steps): oom score, rlimits, umask, close-on-exec of the
+/// runtime's fds, `cd` to the cwd, bounding set, groups, gid, uid, capabilities,
+/// no_new_privs, seccomp. `create` and `exec` share it.
+pub(crate) fn plan_identity(
+    b: &mut PlanBuilder,
+    p: &ProcessConfig,
+    seccomp: Option<&crate::plan::SeccompProfile>,
+    setgroups: bool,
+    preserve_fds: u32,
+) {
+    if let Some(adj) = p.oom_score_adj {
+        b.init(Op::OomScoreAdj(adj));
+    }
+    for (resource, soft, hard) in &p.rlimits {
+        b.init(Op::SetRlimit {
+            resource: *resource,
+            soft: *soft,
+            hard: *hard,
+        });
+    }
+    if let Some(mask) = p.user.umask {
+        b.init(Op::Umask(mask));
+    }
+    b.init(Op::CloseFds {
+        preserve: preserve_fds,
+    });
+    // As runc, chdir while still root: a cwd the process's user may not search can
+    // still be entered (the process keeps it across setuid).
+    b.init(Op::Chdir {
+        path: Location::Container(p.cwd.clone()),
+    });
+    if let Some(caps) = &p.capabilities {
+        b.init(Op::CapBounding(caps.bounding));
+    }
+    if let Some(profile) = seccomp.filter(|_| !p.no_new_privileges) {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before
+        // the capabilities are dropped.
+        b.init(Op::Seccomp(profile.clone()));
+    }
+    if setgroups {
+        b.init(Op::Setgroups(p.user.additional_gids.clone()));
+    }
+    b.init(Op::Setgid(p.user.gid));
+    b.init(Op::Setuid(p.user.uid));
+    if let Some(caps) = &p.capabilities {
+        b.init(Op::CapSet {
+            effective: caps.effective,
+            permitted: caps.permitted,
+            inheritable: caps.inheritable,
+            ambient: caps.ambient,
+        });
+    }
+    if p.no_new_privileges {
+        b.init(Op::NoNewPrivs);
+        if let Some(profile) = seccomp {
+            // Last, so the filter need not allow the setup syscalls above.
+            b.init(Op::Seccomp(profile.clone()));
+        }
+    }
+}
+
 /// The process's environment: `process.env`, with `HOME` added when it has none (from the
 /// passwd file, else `/`), as runc. `PATH` is not added (runc does not either).
-fn exec_env(env: &[String], home: Option<&str>) -> Vec<String> {
+pub(crate) fn exec_env(env: &[String], home: Option<&str>) -> Vec<String> {
     let mut out = env.to_vec();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         out.push(format!("HOME={}", home.unwrap_or(DEFAULT_HOME)));

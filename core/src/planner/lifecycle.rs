@@ -1,4 +1,5 @@
-//! Planners for the commands that act on a created container: `start`, `kill`, `delete`.
+//! Planners for the commands that act on a created container: `start`, `kill`, `delete`,
+//! `pause` and `resume`.
 //!
 //! Each is a pure function of the persisted [`ContainerRecord`] (and, for `delete`, the
 //! status derived now): what a command will do to the host is a plan, printed and checked
@@ -65,6 +66,94 @@ fn private_pid_ns(plan: &Plan) -> bool {
     })
 }
 
+/// Where a container's processes are frozen: a cgroup, the interface file, and the values
+/// that freeze and thaw it (v1 `freezer.state` FROZEN/THAWED, v2 `cgroup.freeze` 1/0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Freezer {
+    /// The container's cgroup that holds the file.
+    pub cgroup: CgroupPath,
+    /// The interface file.
+    pub file: &'static str,
+    /// What the file holds (and is written) when frozen.
+    pub frozen: &'static str,
+    /// What is written to thaw.
+    pub thawed: &'static str,
+}
+
+/// The freezer of a create plan, found from its leaf cgroups alone (so it needs no host
+/// facts, and `pause`, `resume`, `delete` and the status all agree): a v1 leaf whose
+/// hierarchy mount is named for `freezer` (`/sys/fs/cgroup/freezer`, or a co-mount such as
+/// `freezer,devices`), else the v2 leaf: the one given a device program (a v2-only op),
+/// or a hybrid's `unified` one. `None` for a container without cgroups.
+pub fn freezer(plan: &Plan) -> Option<Freezer> {
+    let leaves = leaf_cgroups(plan);
+    let base = |c: &CgroupPath| {
+        c.mount
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if let Some(cgroup) = leaves
+        .iter()
+        .find(|c| base(c).split(',').any(|w| w == "freezer"))
+    {
+        return Some(Freezer {
+            cgroup: cgroup.clone(),
+            file: "freezer.state",
+            frozen: "FROZEN",
+            thawed: "THAWED",
+        });
+    }
+    let v2 = leaves.iter().find(|c| {
+        base(c) == "unified"
+            || plan
+                .steps
+                .iter()
+                .any(|s| matches!(&s.op, Op::CgroupDevices { cgroup, .. } if cgroup == *c))
+    })?;
+    Some(Freezer {
+        cgroup: v2.clone(),
+        file: "cgroup.freeze",
+        frozen: "1",
+        thawed: "0",
+    })
+}
+
+/// The write that freezes (`frozen`) or thaws the container.
+fn freeze_write(f: &Freezer, frozen: bool) -> Op {
+    Op::CgroupWrite {
+        cgroup: f.cgroup.clone(),
+        file: f.file.to_owned(),
+        value: if frozen { f.frozen } else { f.thawed }.to_owned(),
+    }
+}
+
+/// The record's freezer, or runc-like refusal for a container without one.
+fn record_freezer(record: &ContainerRecord) -> Result<Freezer, LifecycleError> {
+    freezer(&record.plan).ok_or_else(|| LifecycleError::NoFreezer {
+        id: record.id.clone(),
+    })
+}
+
+/// Plans `pause`: write the freezer's frozen value (the backend returns once the kernel
+/// reports the cgroup frozen, as runc waits out v1's FREEZING).
+pub fn plan_pause(record: &ContainerRecord) -> Result<Plan, LifecycleError> {
+    let f = record_freezer(record)?;
+    let mut b = PlanBuilder::new();
+    b.runtime(freeze_write(&f, true));
+    Ok(b.finish())
+}
+
+/// Plans `resume`: write the freezer's thawed value.
+pub fn plan_resume(record: &ContainerRecord) -> Result<Plan, LifecycleError> {
+    let f = record_freezer(record)?;
+    let mut b = PlanBuilder::new();
+    b.runtime(freeze_write(&f, false));
+    Ok(b.finish())
+}
+
 /// The state directory the record's plan made (`ROOT/ID`).
 fn state_dir(record: &ContainerRecord) -> Option<HostPath> {
     record.plan.steps.iter().find_map(|s| match &s.op {
@@ -112,6 +201,27 @@ pub fn plan_kill(record: &ContainerRecord, signal: i32, all: bool) -> Result<Pla
     Ok(b.finish())
 }
 
+/// Plans `kill` of a container in `status`: [`plan_kill`], and, as runc, a paused
+/// container sent `KILL` is thawed after the signal, so that its processes can die.
+pub fn plan_kill_in(
+    record: &ContainerRecord,
+    signal: i32,
+    all: bool,
+    status: Status,
+) -> Result<Plan, LifecycleError> {
+    let mut plan = plan_kill(record, signal, all)?;
+    if status == Status::Paused
+        && signal == SIGKILL
+        && let Some(f) = freezer(&record.plan)
+    {
+        plan.steps.push(Step {
+            actor: Actor::Runtime,
+            op: freeze_write(&f, false),
+        });
+    }
+    Ok(plan)
+}
+
 /// Plans `delete` of a container in `status` (derived now): a container whose init may
 /// still run (created, or running/paused with `force`) has it adopted and killed first;
 /// then, as runc's destroy: what is left in its cgroup is killed when it shared a pid
@@ -139,7 +249,12 @@ pub fn plan_delete(
     let pid = b.pid("init.pid");
     if kill_init {
         b.runtime(adopt(record, pid));
-        // TODO(issue 3): a paused container is thawed before the kill once pause exists.
+        // A frozen process does not die until thawed (v1 never lets it).
+        if status == Status::Paused
+            && let Some(f) = freezer(&record.plan)
+        {
+            b.runtime(freeze_write(&f, false));
+        }
         b.runtime(Op::Kill { pid });
     } else if !record.poststop.is_empty() {
         // Only the hooks' state needs the pid of a process that is gone.
@@ -432,6 +547,128 @@ mod tests {
             t[6].starts_with("runtime hook poststop[1] echo bye"),
             "{}",
             t[6]
+        );
+    }
+
+    fn freezer_host() -> HostFacts {
+        let mut h = host();
+        if let CgroupLayout::V1 { hierarchies, .. } = &mut h.cgroup {
+            hierarchies.insert(
+                "freezer".to_owned(),
+                HostPath::new("/sys/fs/cgroup/freezer"),
+            );
+        }
+        h
+    }
+
+    fn record_on(host: &HostFacts) -> ContainerRecord {
+        let mut r = record();
+        let bundle = HostPath::new("/b");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&crate::spec::default_config_json(None)).unwrap();
+        config["process"]["terminal"] = serde_json::json!(false);
+        let request = CreateRequest {
+            id: "c1".to_owned(),
+            bundle: bundle.clone(),
+            state_root: HostPath::new("/run/berth"),
+            config: crate::spec::parse_config(&config.to_string(), &bundle).unwrap(),
+            options: CreateOptions::default(),
+            home: None,
+        };
+        r.plan = plan_create(&request, host).unwrap();
+        r
+    }
+
+    #[test]
+    fn pause_and_resume_write_the_v1_freezer() {
+        let r = record_on(&freezer_host());
+        let p = plan_pause(&r).unwrap();
+        p.check().unwrap();
+        assert_eq!(
+            texts(&p),
+            ["runtime cgroup-write /sys/fs/cgroup/freezer/berth/c1/freezer.state \"FROZEN\""]
+        );
+        let p = plan_resume(&r).unwrap();
+        assert_eq!(
+            texts(&p),
+            ["runtime cgroup-write /sys/fs/cgroup/freezer/berth/c1/freezer.state \"THAWED\""]
+        );
+    }
+
+    #[test]
+    fn pause_and_resume_write_cgroup_freeze_on_v2() {
+        let mut h = host();
+        h.cgroup = CgroupLayout::V2 {
+            mount: HostPath::new("/sys/fs/cgroup"),
+            controllers: vec!["pids".to_owned(), "memory".to_owned()],
+            subtree_control: vec!["pids".to_owned(), "memory".to_owned()],
+        };
+        let r = record_on(&h);
+        assert_eq!(
+            texts(&plan_pause(&r).unwrap()),
+            ["runtime cgroup-write /sys/fs/cgroup/berth/c1/cgroup.freeze \"1\""]
+        );
+        assert_eq!(
+            texts(&plan_resume(&r).unwrap()),
+            ["runtime cgroup-write /sys/fs/cgroup/berth/c1/cgroup.freeze \"0\""]
+        );
+    }
+
+    #[test]
+    fn pause_needs_a_freezer() {
+        // devices and pids only: no freezer, no v2 cgroup.
+        let r = record();
+        assert_eq!(freezer(&r.plan), None);
+        let want = Err(LifecycleError::NoFreezer {
+            id: "c1".to_owned(),
+        });
+        assert_eq!(plan_pause(&r), want);
+        assert_eq!(plan_resume(&r), want);
+        // Without one, a paused container is deleted as before.
+        let p = plan_delete(&r, Status::Paused, true).unwrap();
+        assert_eq!(texts(&p)[1], "runtime kill -KILL $init.pid && wait");
+    }
+
+    #[test]
+    fn a_paused_container_is_thawed_to_be_killed() {
+        let r = record_on(&freezer_host());
+        let thaw = "runtime cgroup-write /sys/fs/cgroup/freezer/berth/c1/freezer.state \"THAWED\"";
+        let p = plan_delete(&r, Status::Paused, true).unwrap();
+        p.check().unwrap();
+        assert_eq!(
+            texts(&p)[..3],
+            [
+                "runtime adopt 4242 start-time=777 -> $init.pid",
+                thaw,
+                "runtime kill -KILL $init.pid && wait",
+            ]
+        );
+        let p = plan_delete(&r, Status::Running, true).unwrap();
+        assert!(!texts(&p).contains(&thaw.to_owned()));
+        let p = plan_kill_in(&r, SIGKILL, false, Status::Paused).unwrap();
+        p.check().unwrap();
+        assert_eq!(
+            texts(&p),
+            [
+                "runtime adopt 4242 start-time=777 -> $init.pid",
+                "runtime kill -KILL $init.pid",
+                thaw,
+            ]
+        );
+        // Any other signal, or a container not paused: no thaw.
+        assert_eq!(
+            plan_kill_in(&r, 15, false, Status::Paused)
+                .unwrap()
+                .steps
+                .len(),
+            2
+        );
+        assert_eq!(
+            plan_kill_in(&r, SIGKILL, false, Status::Running)
+                .unwrap()
+                .steps
+                .len(),
+            2
         );
     }
 
