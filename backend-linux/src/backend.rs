@@ -498,6 +498,15 @@ impl LinuxBackend {
                     });
                 };
                 self.spawn(plan, spawn_index, ns, *pid, &text)?;
+                // The preliminary record learns init's pid (see `state-create`).
+                if plan
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s.op, Op::StateCreate { .. }))
+                {
+                    let init = self.bound_pid(plan, *pid, &text)?;
+                    crate::state::write_preliminary(plan, Some(init.as_raw())).at(&text)?;
+                }
                 self.trace_line(index, &text);
                 Ok(())
             }

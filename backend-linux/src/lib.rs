@@ -26,6 +26,7 @@ mod process;
 mod proto;
 mod seccomp;
 pub mod state;
+pub mod stats;
 mod sys;
 
 pub use backend::{EXEC_FIFO, LinuxBackend, Trace};

@@ -38,6 +38,9 @@ impl LinuxBackend {
             Op::StateCreate { dir } => {
                 crate::state::create_dir(dir).at(text)?;
                 self.state_dir = Some(dir.as_str().into());
+                // A record from the start: a `create` killed at any later step is found
+                // by `delete --force`, which removes its cgroups (and, once spawned, init).
+                crate::state::write_preliminary(plan, None).at(text)?;
                 Ok(())
             }
             Op::StateRemove { dir } => crate::state::remove_dir(dir).at(text),

@@ -96,10 +96,63 @@ pub(crate) fn write_state(
     fields: &StateFields<'_>,
     pid: i32,
 ) -> SysResult<()> {
-    let path = Path::new(dir.as_str()).join(STATE_FILE);
     let status = Status::parse(fields.status).ok_or(("state status", Errno::EINVAL))?;
     let raw = u32::try_from(pid).map_err(|_| ("state pid", Errno::EINVAL))?;
     let stat = proc_stat(raw).ok_or(("read /proc/PID/stat", Errno::ESRCH))?;
+    write_record(dir, plan, fields, status, raw, stat.start_time)
+}
+
+/// Writes a preliminary record (status `creating`) of a create plan, from its `state-write`
+/// step, so that `delete --force` finds the cgroups and the init of a `create` that was
+/// killed before that step: `pid` is init's once spawned, else none, recorded as pid 0,
+/// which names no process (the container reads `stopped`). A plan without a `state-write`
+/// step writes nothing.
+pub(crate) fn write_preliminary(plan: &Plan, pid: Option<i32>) -> SysResult<()> {
+    let Some(berth_core::plan::Op::StateWrite {
+        dir,
+        id,
+        bundle,
+        rootfs,
+        annotations,
+        poststop,
+        ..
+    }) = plan
+        .steps
+        .iter()
+        .map(|s| &s.op)
+        .find(|op| matches!(op, berth_core::plan::Op::StateWrite { .. }))
+    else {
+        return Ok(());
+    };
+    let fields = StateFields {
+        id,
+        bundle,
+        rootfs,
+        status: Status::Creating.as_str(),
+        annotations,
+        poststop,
+    };
+    let (raw, start_time) = match pid {
+        Some(pid) => {
+            let raw = u32::try_from(pid).map_err(|_| ("state pid", Errno::EINVAL))?;
+            let stat = proc_stat(raw).ok_or(("read /proc/PID/stat", Errno::ESRCH))?;
+            (raw, stat.start_time)
+        }
+        None => (0, 0),
+    };
+    write_record(dir, plan, &fields, Status::Creating, raw, start_time)
+}
+
+/// Writes `DIR/state.json` with the given status, pid and start time.
+fn write_record(
+    dir: &HostPath,
+    plan: &Plan,
+    fields: &StateFields<'_>,
+    status: Status,
+    raw: u32,
+    start_time: u64,
+) -> SysResult<()> {
+    let path = Path::new(dir.as_str()).join(STATE_FILE);
     let created = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
@@ -110,7 +163,7 @@ pub(crate) fn write_state(
         id: fields.id.to_owned(),
         status,
         pid: raw,
-        start_time: stat.start_time,
+        start_time,
         bundle: fields.bundle.clone(),
         rootfs: fields.rootfs.clone(),
         created,

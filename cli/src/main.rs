@@ -13,6 +13,7 @@ mod exec;
 mod lifecycle;
 mod log;
 mod spec;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +87,65 @@ enum Command {
     Exec(ExecArgs),
     /// List the processes of a container.
     Ps(PsArgs),
+    /// Change the cgroup limits of a running container.
+    Update(UpdateArgs),
+    /// Print a container's cgroup stats (and OOM events) as JSON lines.
+    Events(EventsArgs),
+}
+
+/// Arguments of `update`.
+#[derive(Debug, Args)]
+struct UpdateArgs {
+    /// A runtime-spec LinuxResources JSON file, or `-` for stdin.
+    #[arg(short, long, value_name = "FILE")]
+    resources: Option<PathBuf>,
+    /// Memory limit (in bytes, or with a unit: 64M).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1: unlimited).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(long, value_name = "N")]
+    cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds per period (-1: unlimited).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long, value_name = "N")]
+    cpu_period: Option<u64>,
+    /// CPUs the container may use (0-3, 0,1).
+    #[arg(long, value_name = "LIST")]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use (0-3, 0,1).
+    #[arg(long, value_name = "LIST")]
+    cpuset_mems: Option<String>,
+    /// Maximum number of processes (-1: unlimited).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Block IO weight (10-1000).
+    #[arg(long, value_name = "N")]
+    blkio_weight: Option<u16>,
+    /// The container id.
+    #[arg(value_name = "ID")]
+    id: String,
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Print one stats line and exit.
+    #[arg(long)]
+    stats: bool,
+    /// How often to print stats (a Go duration: 5s, 100ms).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    interval: String,
+    /// The container id.
+    #[arg(value_name = "ID")]
+    id: String,
 }
 
 /// A command's only argument: the container id.
@@ -353,6 +413,8 @@ fn main() -> ExitCode {
             Err(err) => Err(err),
         },
         Some(Command::Ps(args)) => exec::ps(&global, &args),
+        Some(Command::Update(args)) => update::update(&global, &args, &mut logger),
+        Some(Command::Events(args)) => update::events(&global, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

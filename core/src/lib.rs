@@ -19,6 +19,7 @@ pub mod planner;
 pub mod signal;
 pub mod spec;
 pub mod state;
+pub mod stats;
 pub mod user;
 
 pub use exec::{Backend, ExecError, execute};

@@ -314,6 +314,101 @@ pub fn poststop_from(plan: &Plan) -> usize {
         .unwrap_or(plan.steps.len())
 }
 
+/// Why `update` cannot be planned for a container.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    /// A resource that maps to no cgroup file (out of range, unsupported).
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
+    /// The container has no cgroup at all.
+    #[error("container {id}: it has no cgroup to update")]
+    NoCgroup {
+        /// The container.
+        id: String,
+    },
+    /// A write whose controller has no hierarchy among the container's cgroups (v1).
+    #[error("container {id}: no {controller} cgroup for {file}")]
+    NoController {
+        /// The container.
+        id: String,
+        /// The controller.
+        controller: String,
+        /// The file to write.
+        file: String,
+    },
+}
+
+/// The last component of a cgroup's mount point (`memory`, `cpu,cpuacct`, `unified`).
+fn mount_base(c: &CgroupPath) -> &str {
+    c.mount.as_str().rsplit('/').next().unwrap_or_default()
+}
+
+/// The single leaf cgroup of a pure cgroup v2 container: its only leaf, given a device
+/// program (a v2-only op) or named `unified`. `None` on v1 (or hybrid) and without cgroups.
+pub fn v2_leaf(plan: &Plan) -> Option<CgroupPath> {
+    match leaf_cgroups(plan).as_slice() {
+        [only]
+            if mount_base(only) == "unified"
+                || plan.steps.iter().any(
+                    |s| matches!(&s.op, Op::CgroupDevices { cgroup, .. } if cgroup == only),
+                ) =>
+        {
+            Some(only.clone())
+        }
+        _ => None,
+    }
+}
+
+/// The v1 leaf cgroup of a controller: the leaf whose hierarchy mount is named for it
+/// (co-mounts such as `cpu,cpuacct` included).
+pub fn v1_leaf(plan: &Plan, controller: &str) -> Option<CgroupPath> {
+    leaf_cgroups(plan).into_iter().find(|c| {
+        mount_base(c)
+            .split(',')
+            .any(|n| n == controller || n.strip_prefix("name=") == Some(controller))
+    })
+}
+
+/// Plans `update`: one `cgroup-write` per file [`crate::cgroup::resource_writes`] maps
+/// `resources` to, on the container's leaf cgroups: every write on the [`v2_leaf`] of a
+/// v2 container, else each on the [`v1_leaf`] of its controller. Whether the container may
+/// be updated now is the caller's to check.
+pub fn plan_update(
+    record: &ContainerRecord,
+    resources: &oci_spec::runtime::LinuxResources,
+) -> Result<Plan, UpdateError> {
+    if leaf_cgroups(&record.plan).is_empty() {
+        return Err(UpdateError::NoCgroup {
+            id: record.id.clone(),
+        });
+    }
+    let v2 = v2_leaf(&record.plan);
+    let version = if v2.is_some() {
+        crate::cgroup::CgroupVersion::V2
+    } else {
+        crate::cgroup::CgroupVersion::V1
+    };
+    let mut b = PlanBuilder::new();
+    for w in crate::cgroup::resource_writes(resources, version)? {
+        let cgroup = match &v2 {
+            Some(leaf) => leaf.clone(),
+            None => {
+                v1_leaf(&record.plan, &w.controller).ok_or_else(|| UpdateError::NoController {
+                    id: record.id.clone(),
+                    controller: w.controller.clone(),
+                    file: w.file.clone(),
+                })?
+            }
+        };
+        b.runtime(Op::CgroupWrite {
+            cgroup,
+            file: w.file,
+            value: w.value,
+        });
+    }
+    Ok(b.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -684,6 +779,101 @@ mod tests {
                 "/sys/fs/cgroup/devices/berth/c1",
                 "/sys/fs/cgroup/pids/berth/c1"
             ]
+        );
+    }
+    fn resources(v: serde_json::Value) -> oci_spec::runtime::LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn memory_host() -> HostFacts {
+        let mut h = host();
+        if let CgroupLayout::V1 { hierarchies, .. } = &mut h.cgroup {
+            hierarchies.insert("memory".to_owned(), HostPath::new("/sys/fs/cgroup/memory"));
+            hierarchies.insert(
+                "cpu".to_owned(),
+                HostPath::new("/sys/fs/cgroup/cpu,cpuacct"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn update_writes_each_file_in_its_v1_hierarchy() {
+        let r = record_on(&memory_host());
+        let p = plan_update(
+            &r,
+            &resources(serde_json::json!({
+                "memory": {"limit": 67108864},
+                "cpu": {"shares": 512},
+                "pids": {"limit": 10}
+            })),
+        )
+        .unwrap();
+        p.check().unwrap();
+        assert_eq!(
+            texts(&p),
+            [
+                "runtime cgroup-write /sys/fs/cgroup/memory/berth/c1/memory.limit_in_bytes \"67108864\"",
+                "runtime cgroup-write /sys/fs/cgroup/cpu,cpuacct/berth/c1/cpu.shares \"512\"",
+                "runtime cgroup-write /sys/fs/cgroup/pids/berth/c1/pids.max \"10\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn update_writes_the_single_v2_leaf() {
+        let mut h = host();
+        h.cgroup = CgroupLayout::V2 {
+            mount: HostPath::new("/sys/fs/cgroup"),
+            controllers: ["cpu", "memory", "pids"].map(str::to_owned).to_vec(),
+            subtree_control: ["cpu", "memory", "pids"].map(str::to_owned).to_vec(),
+        };
+        let r = record_on(&h);
+        let p = plan_update(
+            &r,
+            &resources(serde_json::json!({"memory": {"limit": 67108864}, "pids": {"limit": 10}})),
+        )
+        .unwrap();
+        assert_eq!(
+            texts(&p),
+            [
+                "runtime cgroup-write /sys/fs/cgroup/berth/c1/memory.max \"67108864\"",
+                "runtime cgroup-write /sys/fs/cgroup/berth/c1/pids.max \"10\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn update_refuses_what_has_no_cgroup() {
+        // devices and pids only: no memory hierarchy.
+        let r = record();
+        assert_eq!(
+            plan_update(
+                &r,
+                &resources(serde_json::json!({"memory": {"limit": 1048576}}))
+            ),
+            Err(UpdateError::NoController {
+                id: "c1".to_owned(),
+                controller: "memory".to_owned(),
+                file: "memory.limit_in_bytes".to_owned(),
+            })
+        );
+        let mut r = record();
+        r.plan
+            .steps
+            .retain(|s| !matches!(s.op, Op::CgroupAttach { .. }));
+        assert_eq!(
+            plan_update(&r, &resources(serde_json::json!({"pids": {"limit": 1}}))),
+            Err(UpdateError::NoCgroup {
+                id: "c1".to_owned()
+            })
+        );
+        // Nothing asked, nothing planned.
+        assert!(
+            plan_update(&record(), &resources(serde_json::json!({})))
+                .unwrap()
+                .steps
+                .is_empty()
         );
     }
 }
