@@ -1,7 +1,7 @@
-//! End-to-end reliability through the `berth` binary (root, real kernel, busybox): many
+//! End-to-end reliability through the `berth` binary (root, real kernel, busybox): 50
 //! containers created, started and deleted in parallel leave no state, mount, cgroup,
-//! process or fd behind. (`kill -9` of `berth create` then `delete --force` is not here
-//! yet: it still leaves cgroups behind for kills 3-20 ms into create; see issue 3.)
+//! process or fd behind, and `kill -9` of `berth create` 1-40 ms after it starts, then
+//! `delete --force`, leaves no state, process, cgroup or mount behind either.
 
 #![forbid(unsafe_code)]
 // A harness = false test: clippy.toml's allow-unwrap-in-tests does not see it as a test.
@@ -18,10 +18,16 @@ use e2e_linux_support::{Rootfs, wait_until};
 use serde_json::{Value, json};
 
 fn main() {
-    e2e_linux_support::run(&[(
-        "fifty_parallel_containers_leave_nothing",
-        fifty_parallel_containers_leave_nothing,
-    )]);
+    e2e_linux_support::run(&[
+        (
+            "fifty_parallel_containers_leave_nothing",
+            fifty_parallel_containers_leave_nothing,
+        ),
+        (
+            "kill_9_during_create_then_delete_force_leaves_nothing",
+            kill_9_during_create_then_delete_force_leaves_nothing,
+        ),
+    ]);
 }
 
 /// The `berth` binary of this build, built first if needed (as `e2e_cli.rs` finds it).
@@ -271,4 +277,52 @@ fn fifty_parallel_containers_leave_nothing() {
             "procs of {id}"
         );
     }
+}
+
+fn kill_9_during_create_then_delete_force_leaves_nothing() {
+    let env = Env::new("sleep 1000");
+    let prefix = env.prefix();
+    let mounts_before = mounts_mentioning(&prefix);
+    for delay in [1u64, 3, 5, 10, 20, 40] {
+        let id = unique(&format!("k9-{delay}"));
+        env.track(&id);
+        let mut child = env
+            .command(&["create", "--bundle", &env.bundle(), &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        // Kill sends SIGKILL; a create that already finished is fine too.
+        let _ = child.kill();
+        child.wait().unwrap();
+        let out = env.berth(&["delete", "--force", &id]);
+        if !out.status.success() {
+            let err = text(&out.stderr);
+            assert!(
+                err.contains("does not exist"),
+                "delete --force {id} after kill at {delay}ms failed: {err}"
+            );
+        }
+        assert!(
+            !env.root().join(&id).exists(),
+            "state of {id} is left (kill at {delay}ms)"
+        );
+        assert!(
+            wait_until(5, || processes_in_cgroup_of(&id).is_empty()),
+            "processes of {id} are left (kill at {delay}ms): {:?}",
+            processes_in_cgroup_of(&id)
+        );
+        assert_eq!(
+            cgroup_dirs_of(&id),
+            Vec::<PathBuf>::new(),
+            "cgroups of {id} are left (kill at {delay}ms)"
+        );
+        assert_eq!(
+            mounts_mentioning(&prefix),
+            mounts_before,
+            "mounts are left (kill at {delay}ms)"
+        );
+    }
+    assert_eq!(text(&ok(&env.berth(&["list", "-q"]))), "");
 }
