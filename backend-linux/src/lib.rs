@@ -25,6 +25,7 @@ mod ops;
 mod process;
 mod proto;
 mod seccomp;
+pub mod selfexe;
 pub mod state;
 pub mod stats;
 mod sys;

@@ -348,6 +348,17 @@ fn spec_version() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Whether the command puts a process into a container, so berth must first run from a
+/// sealed copy of itself (see `berth_backend_linux::selfexe`).
+fn puts_a_process_into_a_container(cli: &Cli) -> bool {
+    match &cli.command {
+        Some(Command::Create(args)) => args.dry_run.is_none(),
+        Some(Command::Run(args)) => args.create.dry_run.is_none(),
+        Some(Command::Exec(_)) => true,
+        _ => false,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -359,6 +370,13 @@ fn main() -> ExitCode {
         }
     };
     let mut logger = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
+    if puts_a_process_into_a_container(&cli)
+        && let Err(err) = berth_backend_linux::selfexe::ensure_sealed_exe()
+    {
+        logger.error_to_file(&err.to_string());
+        eprintln!("berth: {err}");
+        return ExitCode::FAILURE;
+    }
     // `--trace FILE`, or the BERTH_TRACE environment variable.
     let trace = cli
         .trace
