@@ -921,10 +921,12 @@ impl Planner<'_> {
             &hooks.start_container,
             pid,
         );
-        self.b.init(Op::Exec {
-            argv: self.process.args.clone(),
-            env: exec_env(&self.process.env, self.req.home.as_deref()),
-        });
+        plan_exec_step(
+            &mut self.b,
+            self.process,
+            self.cfg.linux.seccomp.as_ref(),
+            exec_env(&self.process.env, self.req.home.as_deref()),
+        );
         self.run_hooks(Actor::Runtime, HookKind::Poststart, &hooks.poststart, pid);
     }
 }
@@ -932,7 +934,8 @@ impl Planner<'_> {
 /// Plans a process's attributes, then its identity and privileges, in runc's
 /// `finalizeNamespace` order (init steps): oom score, rlimits, umask, close-on-exec of the
 /// runtime's fds, `cd` to the cwd, bounding set, groups, gid, uid, capabilities,
-/// no_new_privs, seccomp. `create` and `exec` share it.
+/// no_new_privs. `create` and `exec` share it. With no_new_privs the seccomp filter is
+/// not here but in [`plan_exec_step`], as close to the `execve` as possible.
 pub(crate) fn plan_identity(
     b: &mut PlanBuilder,
     p: &ProcessConfig,
@@ -984,11 +987,26 @@ pub(crate) fn plan_identity(
     }
     if p.no_new_privileges {
         b.init(Op::NoNewPrivs);
-        if let Some(profile) = seccomp {
-            // Last, so the filter need not allow the setup syscalls above.
-            b.init(Op::Seccomp(profile.clone()));
-        }
     }
+}
+
+/// Plans the process's `execve`, preceded, with no_new_privs, by its seccomp filter: as
+/// runc does, the filter is loaded as late as possible — after the start barrier and the
+/// startContainer hooks — so a profile need not allow the syscalls of berth's own setup
+/// and synchronisation (sendmsg, poll, open of the exec fifo, clone of hooks).
+pub(crate) fn plan_exec_step(
+    b: &mut PlanBuilder,
+    p: &ProcessConfig,
+    seccomp: Option<&crate::plan::SeccompProfile>,
+    env: Vec<String>,
+) {
+    if let Some(profile) = seccomp.filter(|_| p.no_new_privileges) {
+        b.init(Op::Seccomp(profile.clone()));
+    }
+    b.init(Op::Exec {
+        argv: p.args.clone(),
+        env,
+    });
 }
 
 /// The process's environment: `process.env`, with `HOME` added when it has none (from the
@@ -1021,7 +1039,7 @@ mod tests {
         CreateOptions, HooksConfig, LinuxConfig, NamespaceConfig, RootConfig, UserConfig,
     };
     use crate::plan::{
-        CapSet, CapSets, Capability, IdMapping, SeccompAction, SeccompProfile, undo,
+        CapSet, CapSets, Capability, HookSpec, IdMapping, SeccompAction, SeccompProfile, undo,
     };
 
     const ROOTFS: &str = "/b/rootfs";
@@ -2022,16 +2040,30 @@ mod tests {
         let first = pos(&p, want[0]);
         assert_eq!(&lines(&p)[first..first + want.len()], &want[..], "\n{p}");
         pos(&p, "init mkdir -p -m 755 [/b/rootfs]/home/app -> $made");
-        // With no_new_privs the filter comes last, after no-new-privs.
+        // With no_new_privs the filter comes last, as close to the execve as runc puts
+        // it: after the start barrier and the startContainer hooks.
         process(&mut cfg).no_new_privileges = true;
+        cfg.hooks.start_container = vec![HookSpec {
+            path: "/bin/hook".to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            timeout: None,
+        }];
         let p = plan(&request(cfg.clone()), &host_v2());
         let l = lines(&p);
         let created = pos(&p, "init signal created");
-        assert_eq!(l[created - 2], "init no-new-privs");
-        assert_eq!(
-            l[created - 1],
-            "init seccomp default=allow arch=native rules=0 syscalls=0"
+        assert_eq!(l[created - 1], "init no-new-privs");
+        let seccomp = pos(
+            &p,
+            "init seccomp default=allow arch=native rules=0 syscalls=0",
         );
+        assert!(seccomp > pos(&p, "init wait start"), "\n{p}");
+        let hook = l
+            .iter()
+            .position(|s| s.starts_with("init hook startContainer"))
+            .unwrap();
+        assert!(seccomp > hook, "\n{p}");
+        assert!(l[seccomp + 1].starts_with("init exec "), "\n{p}");
         assert_eq!(l.iter().filter(|s| s.contains("seccomp")).count(), 1);
         let no_seccomp = HostFacts {
             seccomp: false,

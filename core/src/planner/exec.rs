@@ -24,7 +24,7 @@ use crate::plan::{
     Actor, HostPath, Namespace, NamespaceSet, NsSource, Op, Plan, PlanBuilder, SeccompProfile,
     SyncPoint,
 };
-use crate::planner::create::{exec_env, plan_identity};
+use crate::planner::create::{exec_env, plan_exec_step, plan_identity};
 use crate::planner::lifecycle::leaf_cgroups;
 use crate::state::{ContainerRecord, LifecycleError};
 
@@ -200,10 +200,12 @@ pub fn plan_exec(
         setgroups,
         options.preserve_fds,
     );
-    b.init(Op::Exec {
-        argv: process.args.clone(),
-        env: exec_env(&process.env, options.home.as_deref()),
-    });
+    plan_exec_step(
+        &mut b,
+        process,
+        seccomp_of(&record.plan),
+        exec_env(&process.env, options.home.as_deref()),
+    );
     Ok(b.finish())
 }
 

@@ -121,6 +121,20 @@ impl Env {
         plan
     }
 
+    /// Like [`Env::track`], for a create command line of its own (`create ARGS... ID`).
+    pub(crate) fn track_create(&self, id: &str, create: &[&str]) -> Plan {
+        self.ids.borrow_mut().push(id.to_owned());
+        let mut args = create.to_vec();
+        args.insert(1, "--dry-run=json");
+        let plan: Plan = serde_json::from_slice(&ok(&self.berth(&args))).unwrap();
+        self.cgroups.borrow_mut().extend(
+            leaf_cgroups(&plan)
+                .iter()
+                .map(|c| PathBuf::from(c.dir().as_str())),
+        );
+        plan
+    }
+
     /// `create` then `start`; returns the create plan.
     pub(crate) fn create_started(&self, id: &str) -> Plan {
         let plan = self.track(id);
