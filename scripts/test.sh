@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-features=(--features berth-tests/e2e)
+features=(--features berth-tests/e2e,berth-backend-linux/e2e)
 if [[ "$(id -u)" != 0 && "${CI:-}" != true ]]; then
-    echo "test.sh: not root: leaving out the end-to-end tests (berth-tests/e2e)" >&2
+    echo "test.sh: not root: leaving out the end-to-end tests (berth-tests/e2e, berth-backend-linux/e2e)" >&2
     features=()
 fi
 

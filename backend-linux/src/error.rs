@@ -118,6 +118,26 @@ pub enum LinuxError {
         /// What is wrong with the profile (`unknown syscall "foo"`).
         what: String,
     },
+    /// Device rules that cannot be compiled into a cgroup device program.
+    #[error("{step}: cannot compile the device rules")]
+    DeviceRules {
+        /// The cgroup-devices step.
+        step: String,
+        /// What is wrong with the rules.
+        #[source]
+        source: berth_core::bpf::BpfError,
+    },
+    /// The kernel refused to load an eBPF program.
+    #[error("{step}: bpf(BPF_PROG_LOAD) failed; the verifier's log:\n{log}")]
+    BpfLoad {
+        /// The step's text.
+        step: String,
+        /// The end of the verifier's log.
+        log: String,
+        /// The kernel's answer.
+        #[source]
+        errno: Errno,
+    },
     /// The op is not implemented by this backend yet.
     #[error("{step}: {what} is not implemented yet")]
     NotImplemented {
@@ -173,6 +193,8 @@ impl LinuxError {
             | LinuxError::Nul { step, .. }
             | LinuxError::NotAtBarrier { step }
             | LinuxError::Seccomp { step, .. }
+            | LinuxError::DeviceRules { step, .. }
+            | LinuxError::BpfLoad { step, .. }
             | LinuxError::NotImplemented { step, .. }
             | LinuxError::ProcessGone { step, .. }
             | LinuxError::NotThatProcess { step, .. }
@@ -183,7 +205,7 @@ impl LinuxError {
     /// The errno behind the error, if there is one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            LinuxError::Sys { errno, .. } => Some(*errno),
+            LinuxError::Sys { errno, .. } | LinuxError::BpfLoad { errno, .. } => Some(*errno),
             LinuxError::InInit { errno, .. } => *errno,
             LinuxError::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
             _ => None,

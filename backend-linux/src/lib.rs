@@ -6,14 +6,15 @@
 //! every `unsafe` block lives in one private module, `sys`.
 //!
 //! Not implemented yet, each a clear [`LinuxError::NotImplemented`]: netlink ops
-//! (networking is a later issue), cgroup v2 device filtering (the eBPF program), and the
-//! seccomp `notify` action.
+//! (networking is a later issue) and the seccomp `notify` action. cgroup v2 device
+//! filtering is an eBPF program ([`bpf`]).
 
 #![warn(missing_docs)]
 
 pub mod probe;
 
 pub mod backend;
+pub mod bpf;
 mod cgroup;
 mod console;
 pub mod error;

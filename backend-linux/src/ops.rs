@@ -302,10 +302,7 @@ impl LinuxBackend {
                 let pid = self.bound_pid(plan, *pid, text)?;
                 crate::cgroup::attach(cgroup, pid).at(text)
             }
-            Op::CgroupDevices { .. } => Err(LinuxError::NotImplemented {
-                step: text.to_owned(),
-                what: "cgroup v2 device filtering (eBPF)",
-            }),
+            Op::CgroupDevices { cgroup, rules } => crate::bpf::apply(cgroup, rules, text),
             Op::CgroupRemove { cgroup } => crate::cgroup::remove(cgroup).at(text),
             Op::LinkAdd { .. }
             | Op::LinkDel { .. }

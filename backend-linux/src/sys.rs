@@ -1,9 +1,10 @@
 //! Every `unsafe` block of berth: the system calls nix has no safe wrapper for.
 //!
 //! nix's safe wrappers are used everywhere else; this module wraps `clone3`, `capset`, the
-//! capability `prctl`s, `setdomainname`, `close_range`, the pty ioctls and the seccomp
-//! filter load. Each wrapper is safe to call: its `// SAFETY:` comment names the invariant
-//! that makes the raw call sound. Raw fds returned by the kernel become [`OwnedFd`] at once.
+//! capability `prctl`s, `setdomainname`, `close_range`, the pty ioctls, the seccomp
+//! filter load and the `bpf(2)` commands of cgroup device programs. Each wrapper is safe
+//! to call: its `// SAFETY:` comment names the invariant that makes the raw call sound.
+//! Raw fds returned by the kernel become [`OwnedFd`] at once.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -272,4 +273,202 @@ pub(crate) fn owned_from_scm_rights(fds: Vec<std::os::fd::RawFd>) -> Vec<OwnedFd
         // the SCM_RIGHTS message; nothing else holds them yet, so each gets one owner here.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect()
+}
+
+/// The size every `union bpf_attr` this module passes has: larger than the kernel's union
+/// (about 150 bytes in Linux 6.x) and zero past the fields set, so a field the kernel
+/// writes back (some commands write fields newer than the ones read) lands in memory of
+/// ours, and the kernel's check that bytes past its own union are zero passes.
+const BPF_ATTR_SIZE: usize = 512;
+
+/// `bpf(2)` commands (`enum bpf_cmd`).
+const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_PROG_ATTACH: libc::c_int = 8;
+const BPF_PROG_DETACH: libc::c_int = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+const BPF_PROG_QUERY: libc::c_int = 16;
+
+/// `union bpf_attr` as a zeroed, 8-byte aligned buffer with typed field writes.
+#[repr(C, align(8))]
+struct BpfAttr([u8; BPF_ATTR_SIZE]);
+
+impl BpfAttr {
+    fn new() -> Self {
+        BpfAttr([0; BPF_ATTR_SIZE])
+    }
+    fn set_u32(&mut self, at: usize, v: u32) {
+        self.0[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    fn set_u64(&mut self, at: usize, v: u64) {
+        self.0[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+    fn u32_at(&self, at: usize) -> u32 {
+        let mut b = [0; 4];
+        b.copy_from_slice(&self.0[at..at + 4]);
+        u32::from_ne_bytes(b)
+    }
+}
+
+/// A user pointer as `bpf_attr`'s `__aligned_u64` holds it.
+fn user_ptr<T>(p: *const T) -> u64 {
+    p as usize as u64
+}
+
+/// A file descriptor as `bpf_attr`'s `__u32` holds it (fds are never negative).
+fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
+    u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX)
+}
+
+/// bpf(2) with `attr`, the whole buffer passed as the attribute.
+///
+/// # Safety
+///
+/// Every pointer that `cmd` reads from `attr` must point at memory that is valid for the
+/// length `attr` gives with it, for reads or (where `cmd` writes through it) writes, for
+/// the duration of the call.
+unsafe fn bpf(cmd: libc::c_int, attr: &mut BpfAttr) -> nix::Result<libc::c_long> {
+    // SAFETY: `attr` is a live, writable buffer of the size passed; what its pointer
+    // fields point at is the caller's promise.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.0.as_mut_ptr(),
+            libc::c_uint::try_from(BPF_ATTR_SIZE).unwrap_or(0),
+        )
+    };
+    Errno::result(ret)
+}
+
+/// An fd that bpf(2) just returned, owned.
+fn owned_fd(ret: libc::c_long) -> nix::Result<OwnedFd> {
+    let fd = libc::c_int::try_from(ret).map_err(|_| Errno::EOVERFLOW)?;
+    // SAFETY: the kernel just returned `fd` as a new open file (bpf(2) returns a new fd
+    // for the commands that reach here); nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// bpf(BPF_PROG_LOAD): loads a program of `prog_type` from its encoded instructions
+/// (8 bytes each), named `name` (at most 15 of `[A-Za-z0-9_.]`). With `log`, the verifier
+/// writes its level-1 log there (at least 128 bytes, or the kernel says `EINVAL`).
+pub(crate) fn bpf_prog_load(
+    prog_type: u32,
+    insns: &[u8],
+    license: &std::ffi::CStr,
+    name: &str,
+    log: Option<&mut [u8]>,
+) -> nix::Result<OwnedFd> {
+    if !insns.len().is_multiple_of(8) || name.len() > 15 {
+        return Err(Errno::EINVAL);
+    }
+    let count = u32::try_from(insns.len() / 8).map_err(|_| Errno::E2BIG)?;
+    let mut attr = BpfAttr::new();
+    attr.set_u32(0, prog_type);
+    attr.set_u32(4, count);
+    attr.set_u64(8, user_ptr(insns.as_ptr()));
+    attr.set_u64(16, user_ptr(license.as_ptr()));
+    if let Some(log) = log {
+        attr.set_u32(24, 1); // log_level
+        attr.set_u32(28, u32::try_from(log.len()).map_err(|_| Errno::E2BIG)?);
+        attr.set_u64(32, user_ptr(log.as_mut_ptr()));
+    }
+    // prog_name: char[16], NUL-terminated (the buffer is zeroed).
+    attr.0[48..48 + name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: `insns` is `count * 8` readable bytes, `license` a NUL-terminated string,
+    // and `log` (when set) `log.len()` writable bytes, all borrowed for the whole call;
+    // no other pointer is set.
+    let ret = unsafe { bpf(BPF_PROG_LOAD, &mut attr) }?;
+    owned_fd(ret)
+}
+
+/// bpf(BPF_PROG_ATTACH): attaches `prog` to the cgroup `target` as `attach_type`.
+pub(crate) fn bpf_prog_attach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> nix::Result<()> {
+    let mut attr = BpfAttr::new();
+    attr.set_u32(0, fd_u32(target));
+    attr.set_u32(4, fd_u32(prog));
+    attr.set_u32(8, attach_type);
+    attr.set_u32(12, flags);
+    // SAFETY: this command's attribute holds fds and integers only, no pointer.
+    unsafe { bpf(BPF_PROG_ATTACH, &mut attr) }.map(drop)
+}
+
+/// bpf(BPF_PROG_DETACH): detaches `prog` from the cgroup `target`.
+pub(crate) fn bpf_prog_detach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+) -> nix::Result<()> {
+    let mut attr = BpfAttr::new();
+    attr.set_u32(0, fd_u32(target));
+    attr.set_u32(4, fd_u32(prog));
+    attr.set_u32(8, attach_type);
+    // SAFETY: this command's attribute holds fds and integers only, no pointer.
+    unsafe { bpf(BPF_PROG_DETACH, &mut attr) }.map(drop)
+}
+
+/// bpf(BPF_PROG_QUERY): the ids of the programs attached to the cgroup `target` itself
+/// (not inherited from its parents) as `attach_type`.
+pub(crate) fn bpf_prog_query(target: BorrowedFd<'_>, attach_type: u32) -> nix::Result<Vec<u32>> {
+    let mut ids: Vec<u32> = Vec::new();
+    loop {
+        let mut attr = BpfAttr::new();
+        attr.set_u32(0, fd_u32(target));
+        attr.set_u32(4, attach_type);
+        if !ids.is_empty() {
+            attr.set_u64(16, user_ptr(ids.as_mut_ptr()));
+        }
+        let room = u32::try_from(ids.len()).map_err(|_| Errno::E2BIG)?;
+        attr.set_u32(24, room); // prog_cnt: room on the way in, the count on the way out
+        // SAFETY: `prog_ids` is either unset (null, with a count of 0, which the kernel
+        // does not write through) or points at `ids`, `room` writable u32s that live
+        // across the call.
+        let result = unsafe { bpf(BPF_PROG_QUERY, &mut attr) };
+        let count = usize::try_from(attr.u32_at(24)).map_err(|_| Errno::EOVERFLOW)?;
+        match result {
+            Ok(_) if count <= ids.len() => {
+                ids.truncate(count);
+                return Ok(ids);
+            }
+            // Asked with no room, or more were attached meanwhile: ask again with room.
+            Ok(_) | Err(Errno::ENOSPC) => ids = vec![0; count + 4],
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// bpf(BPF_PROG_GET_FD_BY_ID): opens the loaded program with id `id` (needs
+/// CAP_SYS_ADMIN).
+pub(crate) fn bpf_prog_get_fd_by_id(id: u32) -> nix::Result<OwnedFd> {
+    let mut attr = BpfAttr::new();
+    attr.set_u32(0, id);
+    // SAFETY: this command's attribute holds integers only, no pointer.
+    let ret = unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) }?;
+    owned_fd(ret)
+}
+
+/// bpf(BPF_OBJ_GET_INFO_BY_FD) of a program: its name (`bpf_prog_info.name`).
+pub(crate) fn bpf_prog_name(prog: BorrowedFd<'_>) -> nix::Result<String> {
+    // `struct bpf_prog_info` up to and including `char name[16]` at offset 64; the
+    // kernel writes no more than the length asked for.
+    const NAME_AT: usize = 64;
+    const INFO_LEN: usize = NAME_AT + 16;
+    let mut info = [0u64; INFO_LEN / 8];
+    let mut attr = BpfAttr::new();
+    attr.set_u32(0, fd_u32(prog));
+    attr.set_u32(4, u32::try_from(INFO_LEN).unwrap_or(0));
+    attr.set_u64(8, user_ptr(info.as_mut_ptr()));
+    // SAFETY: `info` is INFO_LEN writable bytes (8-byte aligned, as the kernel's struct
+    // is), the length passed; its own pointer fields are zero with zero lengths, so the
+    // kernel writes nowhere else.
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
+    let bytes: Vec<u8> = info.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let name = &bytes[NAME_AT..INFO_LEN];
+    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok(String::from_utf8_lossy(&name[..end]).into_owned())
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bpf;
 pub mod cgroup;
 pub mod config;
 pub mod exec;
