@@ -272,7 +272,7 @@ fn v1_hierarchies_have_their_own_files() {
     assert!(matches!(e.source, FakeError::NotV2 { .. }), "{}", e.source);
     let plan = Plan {
         steps: plan.steps[..plan.steps.len() - 1].to_vec(),
-        names: plan.names.clone(),
+        ..plan.clone()
     };
     let mut fake = host(&v1());
     run(&plan, &mut fake);

@@ -35,7 +35,8 @@ use crate::host::CgroupLayout;
 use crate::plan::{CgroupPath, DeviceRule, HostPath, Op, PidRef, PlanBuilder};
 
 /// Which cgroup interface the files are written for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CgroupVersion {
     /// cgroup v1: one hierarchy per controller.
     V1,
@@ -273,6 +274,7 @@ fn plan_v1(
     hierarchies: &BTreeMap<String, HostPath>,
     unified: Option<&HostPath>,
 ) -> Result<Vec<CgroupPath>, CgroupError> {
+    b.set_cgroup_version(CgroupVersion::V1);
     let mapped = match resources {
         Some(r) => map_resources(r, CgroupVersion::V1, true)?,
         None => Mapped::default(),
@@ -328,6 +330,7 @@ fn plan_v2(
     controllers: &[String],
     subtree_control: &[String],
 ) -> Result<Vec<CgroupPath>, CgroupError> {
+    b.set_cgroup_version(CgroupVersion::V2);
     let mapped = match resources {
         Some(r) => map_resources(r, CgroupVersion::V2, true)?,
         None => Mapped::default(),

@@ -696,6 +696,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Handle names, indexed by handle number (`init.pid`), printed with a `$`.
     pub names: Vec<String>,
+    /// The cgroup interface the plan's cgroups were planned for (`None`: no cgroups, or a
+    /// plan recorded before berth wrote this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_version: Option<crate::cgroup::CgroupVersion>,
 }
 
 /// A plan that breaks one of [`Plan`]'s invariants.
@@ -1297,6 +1301,10 @@ impl PlanBuilder {
     /// An empty plan.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// Records which cgroup interface the plan's cgroups are planned for.
+    pub fn set_cgroup_version(&mut self, version: crate::cgroup::CgroupVersion) {
+        self.plan.cgroup_version = Some(version);
     }
     fn next(&mut self, name: String) -> u16 {
         let id = u16::try_from(self.plan.names.len()).unwrap_or(u16::MAX);

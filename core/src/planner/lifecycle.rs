@@ -107,7 +107,8 @@ pub fn freezer(plan: &Plan) -> Option<Freezer> {
         });
     }
     let v2 = leaves.iter().find(|c| {
-        base(c) == "unified"
+        planned_for_v2(plan)
+            || base(c) == "unified"
             || plan
                 .steps
                 .iter()
@@ -179,6 +180,7 @@ pub fn plan_start(record: &ContainerRecord) -> Result<Plan, LifecycleError> {
     Ok(Plan {
         steps,
         names: record.plan.names.clone(),
+        cgroup_version: record.plan.cgroup_version,
     })
 }
 
@@ -343,12 +345,19 @@ fn mount_base(c: &CgroupPath) -> &str {
     c.mount.as_str().rsplit('/').next().unwrap_or_default()
 }
 
-/// The single leaf cgroup of a pure cgroup v2 container: its only leaf, given a device
-/// program (a v2-only op) or named `unified`. `None` on v1 (or hybrid) and without cgroups.
+/// Whether the plan says it was planned for cgroup v2.
+fn planned_for_v2(plan: &Plan) -> bool {
+    plan.cgroup_version == Some(crate::cgroup::CgroupVersion::V2)
+}
+
+/// The single leaf cgroup of a pure cgroup v2 container: its only leaf, when the plan was
+/// planned for v2 (or, in a plan recorded without that, given a device program, a v2-only
+/// op, or named `unified`). `None` on v1 (or hybrid) and without cgroups.
 pub fn v2_leaf(plan: &Plan) -> Option<CgroupPath> {
     match leaf_cgroups(plan).as_slice() {
         [only]
-            if mount_base(only) == "unified"
+            if planned_for_v2(plan)
+                || mount_base(only) == "unified"
                 || plan.steps.iter().any(
                     |s| matches!(&s.op, Op::CgroupDevices { cgroup, .. } if cgroup == only),
                 ) =>
@@ -688,6 +697,52 @@ mod tests {
             texts(&p),
             ["runtime cgroup-write /sys/fs/cgroup/freezer/berth/c1/freezer.state \"THAWED\""]
         );
+    }
+
+    /// A v2 container whose config has no device rules (so no device program in its
+    /// plan) is still known as v2: its plan says so.
+    #[test]
+    fn a_v2_container_without_device_rules_is_v2() {
+        let mut h = host();
+        h.cgroup = CgroupLayout::V2 {
+            mount: HostPath::new("/sys/fs/cgroup"),
+            controllers: vec!["pids".to_owned(), "memory".to_owned()],
+            subtree_control: vec!["pids".to_owned(), "memory".to_owned()],
+        };
+        let mut r = record_on(&h);
+        let mut config: serde_json::Value =
+            serde_json::from_str(&crate::spec::default_config_json(None)).unwrap();
+        config["process"]["terminal"] = serde_json::json!(false);
+        config["linux"]["resources"] = serde_json::json!({"pids": {"limit": 10}});
+        let bundle = HostPath::new("/b");
+        let request = CreateRequest {
+            id: "c1".to_owned(),
+            bundle: bundle.clone(),
+            state_root: HostPath::new("/run/berth"),
+            config: crate::spec::parse_config(&config.to_string(), &bundle).unwrap(),
+            options: CreateOptions::default(),
+            home: None,
+        };
+        r.plan = plan_create(&request, &h).unwrap();
+        assert!(
+            !r.plan
+                .steps
+                .iter()
+                .any(|s| matches!(s.op, Op::CgroupDevices { .. })),
+            "no device program"
+        );
+        assert_eq!(
+            texts(&plan_pause(&r).unwrap()),
+            ["runtime cgroup-write /sys/fs/cgroup/berth/c1/cgroup.freeze \"1\""]
+        );
+        assert_eq!(
+            v2_leaf(&r.plan).map(|c| c.dir().as_str().to_owned()),
+            Some("/sys/fs/cgroup/berth/c1".to_owned())
+        );
+        // The same plan recorded without the field (an older berth) and without device
+        // rules is not recognised: the field is what tells.
+        r.plan.cgroup_version = None;
+        assert_eq!(v2_leaf(&r.plan), None);
     }
 
     #[test]
