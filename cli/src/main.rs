@@ -371,7 +371,7 @@ fn main() -> ExitCode {
     };
     let mut logger = Logger::new(cli.log.clone(), cli.log_format, cli.debug);
     if puts_a_process_into_a_container(&cli)
-        && let Err(err) = berth_backend_linux::selfexe::ensure_sealed_exe()
+        && let Err(err) = berth_backend_linux::selfexe::ensure_sealed_exe(&cli.root)
     {
         logger.error_to_file(&err.to_string());
         eprintln!("berth: {err}");
