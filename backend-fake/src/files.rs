@@ -396,8 +396,12 @@ impl World {
     }
 
     /// A pty from the actor's devpts, its slave bound onto `/dev/console` (made as an
-    /// empty file when missing, as runc does).
-    pub(crate) fn setup_console(&mut self, actor: u32) -> Result<(), FakeError> {
+    /// empty file when missing, as runc does) when `bind_console`.
+    pub(crate) fn setup_console(
+        &mut self,
+        actor: u32,
+        bind_console: bool,
+    ) -> Result<(), FakeError> {
         let op = "setup-console";
         let mns = self.ns_of(actor, Namespace::Mount)?;
         self.need_cap(op, actor, cap::SYS_ADMIN, mns)?;
@@ -417,6 +421,9 @@ impl World {
             .ok_or_else(not_pts)?;
         if devpts != "devpts" {
             return Err(not_pts());
+        }
+        if !bind_console {
+            return Ok(());
         }
         let console = Spot {
             mns,

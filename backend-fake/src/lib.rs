@@ -886,8 +886,12 @@ fn apply_step(w: &mut World, plan: &Plan, step: &Step) -> Result<(), FakeError> 
             w.proc_mut(actor)?.close_fds_above = Some(2 + preserve);
             Ok(())
         }
-        Op::SetupConsole { master } => {
-            w.setup_console(actor)?;
+        Op::SetupConsole {
+            master,
+            keep_console,
+            ..
+        } => {
+            w.setup_console(actor, !keep_console)?;
             let n = w.fd();
             w.bind(AnyRef::Fd(*master), Bound::Fd(n, FdTarget::Pty));
             Ok(())

@@ -380,7 +380,11 @@ fn console_without_devpts_and_send_fd_over_a_non_socket() {
     let (mut b, _) = with_root();
     b.init(Op::PivotRoot { new_root: hp(ROOT) });
     let master = b.fd("console.master");
-    b.init(Op::SetupConsole { master });
+    b.init(Op::SetupConsole {
+        master,
+        keep_console: false,
+        size: None,
+    });
     let e = refused(&b.finish(), &v2());
     assert_eq!(
         e.to_string(),
@@ -398,7 +402,11 @@ fn console_without_devpts_and_send_fd_over_a_non_socket() {
     }
     b.init(Op::PivotRoot { new_root: hp(ROOT) });
     let master = b.fd("console.master");
-    b.init(Op::SetupConsole { master });
+    b.init(Op::SetupConsole {
+        master,
+        keep_console: false,
+        size: None,
+    });
     // Only a connected socket can carry the master.
     b.init(Op::SendFd {
         fd: master,

@@ -402,6 +402,20 @@ impl LinuxBackend {
         Ok(code)
     }
 
+    /// The pid of the process this backend spawned (the container's init, or an exec'd
+    /// process), as this process's pid namespace sees it; `None` before the spawn. A caller
+    /// that waits for it itself (`run` relaying a terminal) reaps it with `waitpid`.
+    pub fn process_pid(&self) -> Option<i32> {
+        self.link.as_ref().map(|l| l.pid.as_raw())
+    }
+
+    /// The signals a foreground `run` or `exec` passes on to the container's process
+    /// ([`LinuxBackend::wait_exit_forwarding`] forwards them all; a terminal relay turns
+    /// SIGWINCH into a resize instead).
+    pub fn forwarded_signals() -> &'static [Signal] {
+        &FORWARDED
+    }
+
     pub(crate) fn bind(&mut self, index: usize, value: Bound) {
         if self.bound.len() <= index {
             self.bound.resize_with(index + 1, || None);

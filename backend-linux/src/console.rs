@@ -19,18 +19,42 @@ fn cpath(p: &str) -> SysResult<ContainerPath> {
     ContainerPath::parse(p).map_err(|_| ("container path", Errno::EINVAL))
 }
 
-/// Opens a pty in the current root's `/dev/pts`, makes its peer init's controlling
-/// terminal and stdio, binds it onto `/dev/console`; returns the master.
-pub(crate) fn setup_console(pivoted: Option<&HostPath>) -> SysResult<OwnedFd> {
+/// Opens a pty in the current root's `/dev/pts`, sets its window size to `size` (rows,
+/// columns) when given, binds its peer onto `/dev/console` when `bind_console`, makes the
+/// peer this process's controlling terminal and stdio; returns the master.
+///
+/// The controlling terminal comes last: once this process (a session leader) has it, a
+/// failure that closes the master would hang the pty up and kill this process with SIGHUP
+/// before it could report the failure.
+pub(crate) fn setup_console(
+    pivoted: Option<&HostPath>,
+    size: Option<(u16, u16)>,
+    bind_console: bool,
+) -> SysResult<OwnedFd> {
     let ptmx = Location::Container(cpath("/dev/pts/ptmx")?);
     let master = open_loc(&ptmx, pivoted, OFlag::O_RDWR | OFlag::O_NOCTTY)?;
     let (peer, number) = sys::pty_peer(&master).call("open pty peer")?;
+    if let Some((rows, cols)) = size {
+        sys::set_winsize(master.as_fd(), rows, cols).call("ioctl(TIOCSWINSZ)")?;
+    }
+    if bind_console {
+        bind_dev_console(pivoted, number)?;
+    }
     match nix::unistd::setsid() {
         // Already a session leader: fine.
         Ok(_) | Err(Errno::EPERM) => {}
         Err(e) => return Err(("setsid", e)),
     }
     sys::set_controlling_tty(peer.as_fd()).call("ioctl(TIOCSCTTY)")?;
+    nix::unistd::dup2_stdin(&peer).call("dup2 stdin")?;
+    nix::unistd::dup2_stdout(&peer).call("dup2 stdout")?;
+    nix::unistd::dup2_stderr(&peer).call("dup2 stderr")?;
+    Ok(master)
+}
+
+/// Binds pty `number` of the current root's `/dev/pts` onto its `/dev/console` (made as an
+/// empty file when missing), as runc does for the container's init.
+fn bind_dev_console(pivoted: Option<&HostPath>, number: u32) -> SysResult<()> {
     let console = Location::Container(cpath("/dev/console")?);
     if let Err((_, Errno::ENOENT)) = open_loc(&console, pivoted, OFlag::O_PATH) {
         let (dir, name) = open_parent(&console, pivoted)?;
@@ -56,16 +80,19 @@ pub(crate) fn setup_console(pivoted: Option<&HostPath>) -> SysResult<OwnedFd> {
         None::<&str>,
     )
     .call("mount pty on /dev/console")?;
-    nix::unistd::dup2_stdin(&peer).call("dup2 stdin")?;
-    nix::unistd::dup2_stdout(&peer).call("dup2 stdout")?;
-    nix::unistd::dup2_stderr(&peer).call("dup2 stderr")?;
-    Ok(master)
+    Ok(())
 }
 
 /// Sets a terminal's window size (TIOCSWINSZ): `run` with a terminal forwards the user's
 /// size to the container's pty master this way.
 pub fn set_winsize(tty: impl AsFd, rows: u16, cols: u16) -> Result<(), Errno> {
     sys::set_winsize(tty.as_fd(), rows, cols)
+}
+
+/// A terminal's window size (TIOCGWINSZ) as (rows, columns): the size of the user's
+/// terminal that a foreground `run` gives the container's pty.
+pub fn get_winsize(tty: impl AsFd) -> Result<(u16, u16), Errno> {
+    sys::get_winsize(tty.as_fd())
 }
 
 /// Connects to the console socket (the runtime, before the clone: init inherits the

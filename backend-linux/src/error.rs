@@ -89,12 +89,23 @@ pub enum LinuxError {
         seconds: u32,
     },
     /// `exec` found no executable for the command.
-    #[error("{step}: executable {name:?} not found in PATH")]
+    #[error("{step}: exec: {name:?}: executable file not found in $PATH")]
     NotFound {
         /// The exec step.
         step: String,
         /// argv\[0\].
         name: String,
+    },
+    /// The program of the container's process is not there, or not an executable file.
+    #[error("{step}: exec: {name:?}")]
+    NoProgram {
+        /// The exec step.
+        step: String,
+        /// The path looked at.
+        name: String,
+        /// Why (`ENOENT`, `EACCES`).
+        #[source]
+        errno: Errno,
     },
     /// A value in the step cannot be passed to the kernel (a NUL byte in a string).
     #[error("{step}: {what} contains a NUL byte")]
@@ -190,6 +201,7 @@ impl LinuxError {
             | LinuxError::HookFailed { step, .. }
             | LinuxError::HookTimeout { step, .. }
             | LinuxError::NotFound { step, .. }
+            | LinuxError::NoProgram { step, .. }
             | LinuxError::Nul { step, .. }
             | LinuxError::NotAtBarrier { step }
             | LinuxError::Seccomp { step, .. }
@@ -205,7 +217,9 @@ impl LinuxError {
     /// The errno behind the error, if there is one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            LinuxError::Sys { errno, .. } | LinuxError::BpfLoad { errno, .. } => Some(*errno),
+            LinuxError::Sys { errno, .. }
+            | LinuxError::BpfLoad { errno, .. }
+            | LinuxError::NoProgram { errno, .. } => Some(*errno),
             LinuxError::InInit { errno, .. } => *errno,
             LinuxError::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
             _ => None,

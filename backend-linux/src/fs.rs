@@ -13,6 +13,7 @@
 //! host's view `[ROOT]/dev/null` may be the image's own node, not the one init made on its
 //! tmpfs at `/dev`.
 
+use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
@@ -20,15 +21,16 @@ use berth_core::plan::{
     ContainerPath, DeviceKind, HostPath, Location, MountFlag, MountFlags, MountOp, MountSource,
     Propagation,
 };
+use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
 use nix::mount::{MntFlags, MsFlags, mount as sys_mount, umount2};
 use nix::sys::stat::{
-    FchmodatFlags, Mode, SFlag, fchmodat, fstat, fstatat, makedev, mkdirat, mknodat,
+    FchmodatFlags, Mode, SFlag, fchmod, fchmodat, fstat, fstatat, makedev, mkdirat, mknodat,
 };
 use nix::sys::statvfs::{FsFlags, fstatvfs};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, symlinkat, unlinkat};
 
 use crate::error::{Call, SysResult};
 
@@ -103,6 +105,8 @@ pub(crate) fn ms_flags(flags: &MountFlags) -> MsFlags {
             MountFlag::Lazytime => MsFlags::MS_LAZYTIME,
             MountFlag::Silent => MsFlags::MS_SILENT,
             MountFlag::Nosymfollow => MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
+            // Not mount(2)'s: `mount` carries it out itself.
+            MountFlag::TmpCopyUp => MsFlags::empty(),
         };
     }
     out
@@ -579,14 +583,103 @@ pub(crate) fn mount(m: &MountOp, pivoted: Option<&HostPath>) -> SysResult<()> {
             )
             .call("mount")
         }
-        MountSource::Fs { fstype, source } => sys_mount(
-            Some(source.as_str()),
-            t.path.as_str(),
-            Some(fstype.as_str()),
-            flags,
-            data,
-        )
-        .call("mount"),
+        MountSource::Fs { fstype, source } => {
+            // tmpcopyup: the directory is read through an fd opened before the mount hides
+            // it (as runc's copy from the mount point, done without a staging mount).
+            let lower = (fstype == "tmpfs" && m.flags.contains(MountFlag::TmpCopyUp))
+                .then(|| open_loc(&m.target, pivoted, DIR_READ))
+                .transpose()?;
+            sys_mount(
+                Some(source.as_str()),
+                t.path.as_str(),
+                Some(fstype.as_str()),
+                flags,
+                data,
+            )
+            .call("mount")?;
+            let Some(lower) = lower else {
+                return Ok(());
+            };
+            let copied =
+                open_loc(&m.target, pivoted, DIR_READ).and_then(|upper| copy_up(&lower, &upper));
+            if copied.is_err() {
+                // All or nothing: the failed step leaves no mount behind.
+                let _ = umount2(t.path.as_str(), MntFlags::MNT_DETACH);
+            }
+            copied
+        }
+    }
+}
+
+/// How a directory is opened to be read.
+const DIR_READ: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY);
+
+/// runc's `tmpcopyup`: copies what `lower` (the directory a tmpfs was mounted on) holds
+/// onto `upper` (the new tmpfs's root), which then takes `lower`'s mode.
+fn copy_up(lower: &OwnedFd, upper: &OwnedFd) -> SysResult<()> {
+    let st = fstat(lower).call("fstat")?;
+    copy_dir_contents(lower, upper)?;
+    fchmod(upper, Mode::from_bits_truncate(st.st_mode & 0o7777)).call("fchmod")
+}
+
+/// Copies every entry of directory `src` into directory `dst`.
+fn copy_dir_contents(src: &OwnedFd, dst: &OwnedFd) -> SysResult<()> {
+    let mut dir =
+        Dir::openat(src, ".", DIR_READ | OFlag::O_CLOEXEC, Mode::empty()).call("opendir")?;
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let name = entry.call("readdir")?.file_name().to_owned();
+        if name.as_bytes() != b"." && name.as_bytes() != b".." {
+            names.push(name);
+        }
+    }
+    for name in &names {
+        copy_entry(src, dst, name)?;
+    }
+    Ok(())
+}
+
+/// Copies one entry (a directory with its content, a file, a symlink, a node) with its
+/// mode and owner; the mode goes last, after the chown that clears set-id bits.
+fn copy_entry(src: &OwnedFd, dst: &OwnedFd, name: &CStr) -> SysResult<()> {
+    let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW).call("fstatat")?;
+    let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
+    let (uid, gid) = (
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+    );
+    let nofollow = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => {
+            mkdirat(dst, name, Mode::from_bits_truncate(0o700)).call("mkdirat")?;
+            let from = openat(src, name, DIR_READ | nofollow, Mode::empty()).call("openat")?;
+            let to = openat(dst, name, DIR_READ | nofollow, Mode::empty()).call("openat")?;
+            copy_dir_contents(&from, &to)?;
+            fchown(&to, uid, gid).call("fchown")?;
+            fchmod(&to, perm).call("fchmod")
+        }
+        libc::S_IFREG => {
+            let from =
+                openat(src, name, OFlag::O_RDONLY | nofollow, Mode::empty()).call("openat")?;
+            let create = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | nofollow;
+            let to = openat(dst, name, create, Mode::from_bits_truncate(0o600)).call("openat")?;
+            let (mut from, mut to) = (std::fs::File::from(from), std::fs::File::from(to));
+            std::io::copy(&mut from, &mut to).map_err(|e| ("copy", crate::ns::io_errno(&e)))?;
+            fchown(&to, uid, gid).call("fchown")?;
+            fchmod(&to, perm).call("fchmod")
+        }
+        libc::S_IFLNK => {
+            let target = readlinkat(src, name).call("readlinkat")?;
+            symlinkat(target.as_os_str(), dst, name).call("symlinkat")?;
+            fchownat(dst, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW).call("fchownat")
+        }
+        kind => {
+            // Device nodes, fifos, sockets.
+            mknodat(dst, name, SFlag::from_bits_truncate(kind), perm, st.st_rdev)
+                .call("mknodat")?;
+            fchownat(dst, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW).call("fchownat")?;
+            fchmodat(dst, name, perm, FchmodatFlags::NoFollowSymlink).call("fchmodat")
+        }
     }
 }
 
@@ -830,6 +923,11 @@ mod tests {
             ms_flags(&MountFlags::of(&[MountFlag::Bind, MountFlag::Ro])),
             MsFlags::MS_BIND | MsFlags::MS_RDONLY
         );
+        // runc's extension is berth's to carry out, not the kernel's.
+        assert_eq!(
+            ms_flags(&MountFlags::of(&[MountFlag::TmpCopyUp])),
+            MsFlags::empty()
+        );
     }
 
     #[test]
@@ -896,6 +994,53 @@ mod tests {
         assert!(mk_mount_point(&loc, Some(&src_h), None).unwrap().is_empty());
         remove_made(&made, None).unwrap();
         assert!(!root.join("etc").exists());
+    }
+
+    #[test]
+    fn copy_up_copies_a_tree_with_its_modes() {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let (lower, upper) = (dir.path().join("lower"), dir.path().join("upper"));
+        std::fs::create_dir_all(lower.join("sub/deeper")).unwrap();
+        std::fs::create_dir(&upper).unwrap();
+        std::fs::write(lower.join("file"), "content").unwrap();
+        std::fs::write(lower.join("sub/deeper/x"), "x").unwrap();
+        std::os::unix::fs::symlink("../file", lower.join("sub/link")).unwrap();
+        let mode = |p: &Path, m| std::fs::set_permissions(p, PermissionsExt::from_mode(m));
+        mode(&lower.join("file"), 0o640).unwrap();
+        mode(&lower.join("sub"), 0o711).unwrap();
+        mode(&lower, 0o1777).unwrap();
+        nix::unistd::mkfifo(&lower.join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        let open = |p: &Path| nix::fcntl::open(p, DIR_READ, Mode::empty()).unwrap();
+        copy_up(&open(&lower), &open(&upper)).unwrap();
+        let mode_of =
+            |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(
+            std::fs::read_to_string(upper.join("file")).unwrap(),
+            "content"
+        );
+        assert_eq!(
+            std::fs::read_to_string(upper.join("sub/deeper/x")).unwrap(),
+            "x"
+        );
+        assert_eq!(
+            std::fs::read_link(upper.join("sub/link")).unwrap(),
+            Path::new("../file")
+        );
+        assert!(
+            std::fs::symlink_metadata(upper.join("fifo"))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+        assert_eq!(mode_of(&upper.join("file")), 0o640);
+        assert_eq!(mode_of(&upper.join("sub")), 0o711);
+        assert_eq!(mode_of(&upper.join("fifo")), 0o600);
+        assert_eq!(
+            mode_of(&upper),
+            0o1777,
+            "the root takes the directory's mode"
+        );
     }
 
     #[test]

@@ -210,6 +210,11 @@ impl LinuxBackend {
             }
             Op::Signal(point) => {
                 self.check_fault(Some(index), &text).map_err(Stop::Failed)?;
+                if *point == SyncPoint::Created {
+                    // runc's rule: a program that is not there fails `create`, which clients
+                    // report as such (podman: exit 127), not the container after `start`.
+                    check_program(plan, index).map_err(Stop::Failed)?;
+                }
                 self.trace_line(Some(index), &text);
                 self.flush_made().map_err(|_| Stop::Abort)?;
                 let Some(sock) = self.side().and_then(|s| s.sock.as_ref()) else {
@@ -329,5 +334,20 @@ impl LinuxBackend {
         if !sent {
             eprintln!("berth: init: {err}");
         }
+    }
+}
+
+/// Checks that the program of init's `exec` after step `from` can be found and run, as
+/// execve will look for it (see [`crate::process::find_program`]).
+fn check_program(plan: &Plan, from: usize) -> Result<(), LinuxError> {
+    let exec = plan.steps.iter().skip(from + 1).find_map(|s| match &s.op {
+        Op::Exec { argv, env } if s.actor == Actor::Init => Some((s, argv, env)),
+        _ => None,
+    });
+    match exec {
+        Some((step, argv, env)) => {
+            crate::process::find_program(argv, env, &plan.step_text(step)).map(drop)
+        }
+        None => Ok(()),
     }
 }

@@ -32,5 +32,5 @@ pub mod stats;
 mod sys;
 
 pub use backend::{EXEC_FIFO, LinuxBackend, Trace};
-pub use console::{recv_fd, set_winsize};
+pub use console::{get_winsize, recv_fd, set_winsize};
 pub use error::LinuxError;

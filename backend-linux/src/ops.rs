@@ -109,9 +109,11 @@ impl LinuxBackend {
             }
             Op::WritePidFile { path, pid } => {
                 let pid = self.bound_pid(plan, *pid, text)?;
+                // Not fsync'd, as runc's: whoever asked for it reads it at once.
                 crate::state::write_atomic(
                     std::path::Path::new(path.as_str()),
                     pid.as_raw().to_string().as_bytes(),
+                    false,
                 )
                 .at(text)
             }
@@ -236,8 +238,12 @@ impl LinuxBackend {
             Op::NoNewPrivs => crate::process::no_new_privs().at(text),
             Op::Seccomp(profile) => crate::seccomp::load(profile, text),
             Op::CloseFds { preserve } => crate::process::close_fds(*preserve).at(text),
-            Op::SetupConsole { master } => {
-                let fd = crate::console::setup_console(pivoted).at(text)?;
+            Op::SetupConsole {
+                master,
+                size,
+                keep_console,
+            } => {
+                let fd = crate::console::setup_console(pivoted, *size, !keep_console).at(text)?;
                 self.bind(master.index(), Bound::Fd(fd));
                 Ok(())
             }

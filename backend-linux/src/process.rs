@@ -181,23 +181,42 @@ pub(crate) fn lookup(name: &str, env: &[String]) -> Option<String> {
     })
 }
 
+/// The path execve will run for `argv` (argv\[0\] looked up in `PATH` from `env` when it
+/// has no `/`), checked as runc checks it before the start barrier: it exists, and is a
+/// file with an execute bit. `text` names the exec step in the error.
+pub(crate) fn find_program(
+    argv: &[String],
+    env: &[String],
+    text: &str,
+) -> Result<String, LinuxError> {
+    let not_found = |name: &str| LinuxError::NotFound {
+        step: text.to_owned(),
+        name: name.to_owned(),
+    };
+    let name = argv.first().ok_or_else(|| not_found(""))?;
+    let path = lookup(name, env).ok_or_else(|| not_found(name))?;
+    let no_program = |errno| LinuxError::NoProgram {
+        step: text.to_owned(),
+        name: path.clone(),
+        errno,
+    };
+    let st = nix::sys::stat::stat(path.as_str()).map_err(no_program)?;
+    let is_file = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    if !is_file || st.st_mode & 0o111 == 0 {
+        return Err(no_program(Errno::EACCES));
+    }
+    Ok(path)
+}
+
 /// execve(2) the container's process; returns only on failure.
 pub(crate) fn exec(argv: &[String], env: &[String], text: &str) -> LinuxError {
     let nul = |what| LinuxError::Nul {
         step: text.to_owned(),
         what,
     };
-    let Some(name) = argv.first() else {
-        return LinuxError::NotFound {
-            step: text.to_owned(),
-            name: String::new(),
-        };
-    };
-    let Some(path) = lookup(name, env) else {
-        return LinuxError::NotFound {
-            step: text.to_owned(),
-            name: name.clone(),
-        };
+    let path = match find_program(argv, env, text) {
+        Ok(path) => path,
+        Err(err) => return err,
     };
     let Ok(path) = CString::new(path) else {
         return nul("the executable path");

@@ -87,8 +87,9 @@ pub fn running_sealed() -> bool {
 /// Makes sure no container can write to the executable this process runs from: returns at
 /// once if that is so already (see [`running_sealed`]); otherwise re-executes berth, with
 /// the same arguments and environment, from a read-only bind mount of its binary made on a
-/// scratch file in `scratch_dir` (and detached at once), or, where it may not mount, from
-/// a sealed memfd copy. On success it does not return.
+/// scratch file in `scratch_dir` if it exists, else in the temp directory (and detached at
+/// once), or, where it may not mount, from a sealed memfd copy. On success it does not
+/// return.
 ///
 /// Call it first thing in every command that puts a process into a container, while berth
 /// is still single-threaded and has done nothing that an `execve` would lose.
@@ -123,7 +124,15 @@ pub fn ensure_sealed_exe(scratch_dir: &Path) -> Result<(), SelfExeError> {
 /// it (`O_PATH`), then detaches the mount and removes the file, leaving the fd the only way
 /// to the read-only mount.
 fn read_only_bind(source: &Path, scratch_dir: &Path) -> Result<OwnedFd, SelfExeError> {
-    std::fs::create_dir_all(scratch_dir).map_err(io("create the scratch directory"))?;
+    // Nothing is made for the scratch file: a --root that does not exist yet (a command
+    // about to fail on bad input must leave nothing) gives way to the temp directory.
+    let temp;
+    let scratch_dir = if scratch_dir.is_dir() {
+        scratch_dir
+    } else {
+        temp = std::env::temp_dir();
+        &temp
+    };
     let path = scratch_dir.join(format!(".berth-exe-{}", std::process::id()));
     File::options()
         .write(true)

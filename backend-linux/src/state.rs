@@ -3,7 +3,13 @@
 //!
 //! Invariant: a reader sees either the old or the new content of `state.json` and of a pid
 //! file, never a half-written one: each is written to a temporary file in the same
-//! directory, fsync'd, renamed over the target, and the directory fsync'd.
+//! directory and renamed over the target. The record of a created container and the pid
+//! file are fsync'd before the rename, so a crash of the machine leaves the old or the new
+//! content, never an empty or torn file. The preliminary records of a create in progress
+//! are not: they only serve a `delete --force` after berth itself was killed, when the page
+//! cache holds them, and a machine that crashed took the container down with it.
+//! (The directory is not fsync'd: after a crash the rename may be lost, which leaves the
+//! old, whole content.)
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -48,8 +54,8 @@ pub(crate) fn remove_dir(dir: &HostPath) -> SysResult<()> {
     }
 }
 
-/// Writes `content` to `path` atomically: temp file, fsync, rename, fsync of the directory.
-pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> SysResult<()> {
+/// Writes `content` to `path` atomically: temp file, fsync when `durable`, rename.
+pub(crate) fn write_atomic(path: &Path, content: &[u8], durable: bool) -> SysResult<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path
         .file_name()
@@ -64,11 +70,10 @@ pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> SysResult<()> {
             .open(&tmp)
             .map_err(io("create temp file"))?;
         f.write_all(content).map_err(io("write temp file"))?;
-        f.sync_all().map_err(io("fsync temp file"))?;
-        std::fs::rename(&tmp, path).map_err(io("rename temp file"))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync directory"))
+        if durable {
+            f.sync_data().map_err(io("fsync temp file"))?;
+        }
+        std::fs::rename(&tmp, path).map_err(io("rename temp file"))
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -99,7 +104,7 @@ pub(crate) fn write_state(
     let status = Status::parse(fields.status).ok_or(("state status", Errno::EINVAL))?;
     let raw = u32::try_from(pid).map_err(|_| ("state pid", Errno::EINVAL))?;
     let stat = proc_stat(raw).ok_or(("read /proc/PID/stat", Errno::ESRCH))?;
-    write_record(dir, plan, fields, status, raw, stat.start_time)
+    write_record(dir, plan, fields, status, raw, stat.start_time, true)
 }
 
 /// Writes a preliminary record (status `creating`) of a create plan, from its `state-write`
@@ -140,10 +145,11 @@ pub(crate) fn write_preliminary(plan: &Plan, pid: Option<i32>) -> SysResult<()> 
         }
         None => (0, 0),
     };
-    write_record(dir, plan, &fields, Status::Creating, raw, start_time)
+    write_record(dir, plan, &fields, Status::Creating, raw, start_time, false)
 }
 
-/// Writes `DIR/state.json` with the given status, pid and start time.
+/// Writes `DIR/state.json` with the given status, pid and start time (fsync'd when
+/// `durable`).
 fn write_record(
     dir: &HostPath,
     plan: &Plan,
@@ -151,6 +157,7 @@ fn write_record(
     status: Status,
     raw: u32,
     start_time: u64,
+    durable: bool,
 ) -> SysResult<()> {
     let path = Path::new(dir.as_str()).join(STATE_FILE);
     let created = std::fs::read(&path)
@@ -173,7 +180,7 @@ fn write_record(
         plan: plan.clone(),
     };
     let text = serde_json::to_vec(&record).map_err(|_| ("encode state", Errno::EINVAL))?;
-    write_atomic(&path, &text)
+    write_atomic(&path, &text, durable)
 }
 
 /// The name of a user on the host (`/etc/passwd`), or `#UID` when it has none, as runc

@@ -266,6 +266,20 @@ pub(crate) fn set_winsize(tty: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Res
     Errno::result(ret).map(drop)
 }
 
+/// A terminal's window size (TIOCGWINSZ) as (rows, columns).
+pub(crate) fn get_winsize(tty: BorrowedFd<'_>) -> nix::Result<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` through the pointer, which points at
+    // `ws`, a live and writable value of that type.
+    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    Errno::result(ret).map(|_| (ws.ws_row, ws.ws_col))
+}
+
 /// Takes ownership of fds that arrived in an SCM_RIGHTS message.
 pub(crate) fn owned_from_scm_rights(fds: Vec<std::os::fd::RawFd>) -> Vec<OwnedFd> {
     fds.into_iter()

@@ -3,7 +3,9 @@
 //!
 //! Invariant: everything before [`carry_out`] only reads (the bundle, the rootfs's
 //! `/etc/passwd`, `/proc`, `/sys`), so `--dry-run` touches nothing on the host and works as
-//! an unprivileged user. [`carry_out`] is the one place where a plan meets the host.
+//! an unprivileged user. [`carry_out`] is the one place where a plan meets the host. (The
+//! one exception, not in a dry run: the private console socket a foreground terminal
+//! needs, listening before the plan that names it; see `tty`.)
 
 use std::fs;
 use std::io::Write;
@@ -47,9 +49,17 @@ pub(crate) fn create(
     let config_path = bundle.join("config.json");
     let text = fs::read_to_string(&config_path)
         .with_context(|| format!("reading {}", config_path.display()))?;
-    let config = berth_core::spec::parse_config(&text, &host_path(&bundle)?)
+    let mut config = berth_core::spec::parse_config(&text, &host_path(&bundle)?)
         .with_context(|| config_path.display().to_string())?;
-    check_console(&config, args, mode)?;
+    // A foreground terminal without --console-socket: berth takes the pty itself.
+    let console = match (check_console(&config, args, mode)?, args.dry_run) {
+        (false, _) => None,
+        (true, Some(_)) => Some(crate::tty::ConsoleSocket::planned()),
+        (true, None) => Some(crate::tty::ConsoleSocket::bind()?),
+    };
+    if console.is_some() {
+        crate::tty::size_console(&mut config);
+    }
     if global.systemd_cgroup {
         systemd_cgroup_driver()?;
     }
@@ -68,11 +78,14 @@ pub(crate) fn create(
                 .as_deref()
                 .map(absolute_host_path)
                 .transpose()?,
-            console_socket: args
-                .console_socket
-                .as_deref()
-                .map(absolute_host_path)
-                .transpose()?,
+            console_socket: match &console {
+                Some(own) => Some(host_path(own.path())?),
+                None => args
+                    .console_socket
+                    .as_deref()
+                    .map(absolute_host_path)
+                    .transpose()?,
+            },
             preserve_fds: args.preserve_fds,
             no_new_keyring: args.no_new_keyring,
         },
@@ -83,7 +96,7 @@ pub(crate) fn create(
     log.debug(&format!("planned {} steps", plan.steps.len()));
     match args.dry_run {
         Some(format) => print_plan(&plan, format).map(|()| 0),
-        None => carry_out(&plan, &request, mode, log),
+        None => carry_out(&plan, &request, mode, console, log),
     }
 }
 
@@ -101,12 +114,13 @@ fn print_plan(plan: &Plan, format: DryRun) -> anyhow::Result<()> {
 
 /// Executes a create (or run) plan on this host: `create` stops before the start barrier
 /// and leaves init waiting there; `run` carries out the whole plan, then, in the
-/// foreground, waits for the container's process, deletes the container (unless
-/// `--keep`) and returns its exit code.
+/// foreground, waits for the container's process (relaying its terminal when berth is
+/// its `console`), deletes the container (unless `--keep`) and returns its exit code.
 fn carry_out(
     plan: &Plan,
     request: &CreateRequest,
     mode: Mode,
+    console: Option<crate::tty::ConsoleSocket>,
     log: &mut Logger,
 ) -> anyhow::Result<u8> {
     let root = Path::new(request.state_root.as_str());
@@ -127,7 +141,10 @@ fn carry_out(
                 backend.finish(plan)?;
                 return Ok(0);
             }
-            let code = backend.wait_exit_forwarding(plan)?;
+            let code = match console {
+                Some(console) => crate::tty::relay(console, &mut backend, plan)?,
+                None => backend.wait_exit_forwarding(plan)?,
+            };
             drop(backend);
             if !keep {
                 crate::lifecycle::delete_stopped(root, &request.id, log)?;
@@ -168,22 +185,16 @@ pub(crate) fn validate_id(id: &str) -> anyhow::Result<()> {
 }
 
 /// runc's rule: a console socket only makes sense for a container with a terminal. (The
-/// converse, a detached terminal without a socket, is the planner's to refuse.) A
-/// foreground `run` with a terminal would need berth to make the pty and put the user's
-/// terminal in raw mode, which it does not do yet.
-fn check_console(config: &Config, args: &CreateArgs, mode: Mode) -> anyhow::Result<()> {
+/// converse, a detached terminal without a socket, is the planner's to refuse.) Returns
+/// whether berth receives the terminal itself: a foreground `run` with a terminal and no
+/// `--console-socket`, which berth relays to its own stdio (module `tty`), as runc does.
+fn check_console(config: &Config, args: &CreateArgs, mode: Mode) -> anyhow::Result<bool> {
     let terminal = config.process.as_ref().is_some_and(|p| p.terminal);
     if !terminal && args.console_socket.is_some() {
         bail!("cannot use console socket if berth will not allocate tty");
     }
     let foreground = matches!(mode, Mode::Run { detach: false, .. });
-    if terminal && foreground && args.console_socket.is_none() {
-        // TODO(issue 3): make the pty and relay it, as runc does for a foreground run.
-        bail!(
-            "cannot allocate a tty for a foreground run yet: pass --console-socket, run -d, or set process.terminal to false"
-        );
-    }
-    Ok(())
+    Ok(terminal && foreground && args.console_socket.is_none())
 }
 
 /// `--systemd-cgroup`: needs a running systemd (what `sd_booted` checks).

@@ -91,16 +91,25 @@ pub(crate) fn exec(global: &Global, args: &ExecArgs, log: &mut Logger) -> anyhow
     let root = root(global)?;
     let (record, status) = load(&root, &args.id)?;
     check(Command::Exec, &args.id, status)?;
-    let config = config_with(&record, process_json(&record, args)?)?;
+    let mut config = config_with(&record, process_json(&record, args)?)?;
+    // A foreground terminal without --console-socket: berth takes the pty itself (a
+    // detached one is the planner's to refuse).
+    let terminal = config.process.as_ref().is_some_and(|p| p.terminal);
+    let console = if terminal && !args.detach && args.console_socket.is_none() {
+        crate::tty::size_console(&mut config);
+        Some(crate::tty::ConsoleSocket::bind()?)
+    } else {
+        None
+    };
     let Some(process) = config.process.as_ref() else {
         bail!("exec: no process");
     };
-    if process.terminal && args.console_socket.is_none() {
-        bail!("cannot allocate a tty without --console-socket (exec -t needs a console socket)");
-    }
     let options = ExecOptions {
         pid_file: args.pid_file.as_deref().map(host_path).transpose()?,
-        console_socket: args.console_socket.as_deref().map(host_path).transpose()?,
+        console_socket: match &console {
+            Some(own) => Some(host_path(own.path())?),
+            None => args.console_socket.as_deref().map(host_path).transpose()?,
+        },
         preserve_fds: args.preserve_fds,
         home: home_of(&config, log),
     };
@@ -112,7 +121,10 @@ pub(crate) fn exec(global: &Global, args: &ExecArgs, log: &mut Logger) -> anyhow
         backend.finish(&plan)?;
         return Ok(0);
     }
-    let code = backend.wait_exit_forwarding(&plan)?;
+    let code = match console {
+        Some(console) => crate::tty::relay(console, &mut backend, &plan)?,
+        None => backend.wait_exit_forwarding(&plan)?,
+    };
     Ok(u8::try_from(code).unwrap_or(255))
 }
 

@@ -13,6 +13,7 @@ mod exec;
 mod lifecycle;
 mod log;
 mod spec;
+mod tty;
 mod update;
 
 use std::path::PathBuf;
@@ -64,7 +65,8 @@ enum Command {
     /// Create a container: everything up to the start barrier.
     Create(CreateArgs),
     /// Create and start a container; without -d, wait for it, delete it and exit with its
-    /// exit code.
+    /// exit code. With process.terminal and no --console-socket, berth relays the
+    /// container's terminal to its own (put in raw mode, resized with it).
     Run(RunArgs),
     /// Start a created container: its process runs.
     Start(IdArg),
@@ -220,7 +222,8 @@ struct ExecArgs {
     /// Pass N extra fds (from fd 3 on) to the process.
     #[arg(long, value_name = "N", default_value_t = 0)]
     preserve_fds: u32,
-    /// Allocate a pseudo-TTY (needs --console-socket).
+    /// Allocate a pseudo-TTY: berth relays it to its own terminal, or sends it to
+    /// --console-socket (which a detached exec needs).
     #[arg(short, long)]
     tty: bool,
     /// Set an environment variable K=V (repeatable).

@@ -383,6 +383,39 @@ fn detached_terminal_needs_a_console_socket() {
 }
 
 #[test]
+fn foreground_terminal_plans_berths_own_console_socket() {
+    // A foreground run with a terminal and no --console-socket: berth receives the pty on
+    // a socket of its own; a dry run names it and makes nothing.
+    let bundle = Bundle::new();
+    let root = bundle.state_root();
+    let plan = ok(&berth(&[
+        "--root",
+        path_str(&root),
+        "run",
+        "--dry-run",
+        "--bundle",
+        bundle.path(),
+        "c1",
+    ]));
+    let connect = plan
+        .lines()
+        .find(|l| l.contains("runtime connect "))
+        .unwrap_or_else(|| panic!("no connect step:\n{plan}"));
+    let socket = connect
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("{connect}"));
+    assert!(socket.ends_with("/console.sock"), "{connect}");
+    assert!(socket.contains("/berth-console-"), "{connect}");
+    assert!(!Path::new(socket).parent().unwrap().exists(), "{connect}");
+    assert!(
+        plan.contains("init send-fd $console.master $console.socket"),
+        "{plan}"
+    );
+    assert!(!root.exists());
+}
+
+#[test]
 fn console_socket_needs_a_terminal() {
     let bundle = Bundle::new();
     bundle.edit_config(|c| c["process"]["terminal"] = false.into());

@@ -98,6 +98,7 @@ pub const OPTION_WORDS: &[&str] = &[
     "loud",
     "nosymfollow",
     "symfollow",
+    "tmpcopyup",
     "private",
     "rprivate",
     "shared",
@@ -145,7 +146,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("rsymfollow", "recursive mount attributes are not supported"),
     ("idmap", "id-mapped mounts are not supported"),
     ("ridmap", "id-mapped mounts are not supported"),
-    ("tmpcopyup", "tmpcopyup is not supported"),
     ("remount", "remount is not a mount option in a config"),
     ("iversion", "iversion is not supported"),
     ("noiversion", "noiversion is not supported"),
@@ -202,6 +202,7 @@ fn word(option: &str) -> Option<Word> {
         "loud" => Word::Clear(F::Silent),
         "nosymfollow" => Word::Set(F::Nosymfollow),
         "symfollow" => Word::Clear(F::Nosymfollow),
+        "tmpcopyup" => Word::Set(F::TmpCopyUp),
         "private" => Word::Propagate(Propagation::Private, false),
         "rprivate" => Word::Propagate(Propagation::Private, true),
         "shared" => Word::Propagate(Propagation::Shared, false),
@@ -310,8 +311,8 @@ fn split_options(text: &str) -> Option<Vec<&str>> {
 /// (`["bind", "ro"]`), or comma-joined (`["bind,ro"]`), or a mix. Empty options are skipped.
 ///
 /// Errors carry the index of the string that holds the bad option. The recursive mount
-/// attributes of runc (`rro`, `rnosuid`, ...), `idmap`, `tmpcopyup` and `remount` are
-/// refused as [`MountOptError::Unsupported`].
+/// attributes of runc (`rro`, `rnosuid`, ...), `idmap` and `remount` are refused as
+/// [`MountOptError::Unsupported`]; runc's `tmpcopyup` is [`MountFlag::TmpCopyUp`].
 pub fn parse_mount_options(options: &[String]) -> Result<MountOptions, MountOptError> {
     let mut out = MountOptions::default();
     for (index, text) in options.iter().enumerate() {
@@ -716,6 +717,17 @@ mod tests {
     }
 
     #[test]
+    fn tmpcopyup_is_a_flag() {
+        let o = opts(&["rw,nosuid", "tmpcopyup"]).unwrap();
+        assert_eq!(o.flags, MountFlags::of(&[F::Nosuid, F::TmpCopyUp]));
+        assert!(o.data.is_empty());
+        assert_eq!(o.flags.to_string(), "nosuid,tmpcopyup");
+        let json = serde_json::to_string(&o.flags).unwrap();
+        assert_eq!(json, r#"["nosuid","tmpcopyup"]"#);
+        assert_eq!(serde_json::from_str::<MountFlags>(&json).unwrap(), o.flags);
+    }
+
+    #[test]
     fn last_word_wins() {
         let o = opts(&["rw", "ro"]).unwrap();
         assert_eq!(o.flags, MountFlags::of(&[F::Ro]));
@@ -835,14 +847,7 @@ mod tests {
             err.to_string(),
             r#"unsupported mount option "rro": recursive mount attributes are not supported"#
         );
-        for o in [
-            "rnosuid",
-            "rnodev",
-            "rnoexec",
-            "idmap",
-            "tmpcopyup",
-            "remount",
-        ] {
+        for o in ["rnosuid", "rnodev", "rnoexec", "idmap", "remount"] {
             assert!(
                 matches!(opts(&[o]), Err(MountOptError::Unsupported { .. })),
                 "{o}"

@@ -355,10 +355,18 @@ pub enum Op {
         preserve: u32,
     },
     /// Make a pty in the container's devpts: the slave becomes stdio and the controlling
-    /// terminal and is bound onto `/dev/console`; binds `master`.
+    /// terminal and is bound onto `/dev/console` (unless `keep_console`); binds `master`.
     SetupConsole {
         /// Bound to the pty master.
         master: FdRef,
+        /// Leave the container's `/dev/console` as it is: an exec'd process's pty is its
+        /// own (runc binds a pty there only for the container's init).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_console: bool,
+        /// `process.consoleSize` as (rows, columns): the pty's window size from the start,
+        /// before the container's process runs (as runc's init sets it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<(u16, u16)>,
     },
     /// Connect to a unix stream socket (the console socket); binds `fd`. The runtime does it
     /// before the clone, so init inherits the connection and can use it after its root
@@ -545,7 +553,7 @@ impl Op {
             Op::OpenNs { fd, .. } | Op::OpenOwnNs { fd, .. } | Op::ConnectSocket { fd, .. } => {
                 vec![AnyRef::Fd(*fd)]
             }
-            Op::SetupConsole { master } => vec![AnyRef::Fd(*master)],
+            Op::SetupConsole { master, .. } => vec![AnyRef::Fd(*master)],
             Op::MkdirAll { made, .. }
             | Op::MkMountPoint { made, .. }
             | Op::CgroupCreate { made, .. }
@@ -1147,8 +1155,19 @@ impl fmt::Display for OpText<'_> {
                 Ok(())
             }
             Op::CloseFds { preserve } => write!(f, "close-fds above {}", 2 + preserve),
-            Op::SetupConsole { master } => {
-                write!(f, "setup-console /dev/console -> {}", fd(*master))
+            Op::SetupConsole {
+                master,
+                size,
+                keep_console,
+            } => {
+                write!(f, "setup-console")?;
+                if !keep_console {
+                    write!(f, " /dev/console")?;
+                }
+                if let Some((rows, cols)) = size {
+                    write!(f, " rows={rows} cols={cols}")?;
+                }
+                write!(f, " -> {}", fd(*master))
             }
             Op::ConnectSocket { path, fd: x } => write!(f, "connect {path} -> {}", fd(*x)),
             Op::SendFd { fd: x, socket } => write!(f, "send-fd {} {}", fd(*x), fd(*socket)),

@@ -368,7 +368,8 @@ pub enum NsSource {
     Fd(FdRef),
 }
 
-/// A mount flag that `mount(2)` takes (propagation is separate: [`Propagation`]).
+/// A mount flag that `mount(2)` takes (propagation is separate: [`Propagation`]), or
+/// runc's `tmpcopyup` extension, which a backend carries out itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MountFlag {
@@ -404,6 +405,12 @@ pub enum MountFlag {
     Silent,
     /// MS_NOSYMFOLLOW.
     Nosymfollow,
+    /// runc's `tmpcopyup`, not a `mount(2)` flag: a new tmpfs gets a copy of what the
+    /// directory it is mounted on held (files, directories, symlinks, with their modes and
+    /// owners) and that directory's mode. No effect on other mounts (as in runc), nor on a
+    /// remount. podman asks for it on `--tmpfs` and `--read-only`'s `/tmp`, `/run`.
+    #[serde(rename = "tmpcopyup")]
+    TmpCopyUp,
 }
 
 impl MountFlag {
@@ -426,6 +433,7 @@ impl MountFlag {
             MountFlag::Lazytime => "lazytime",
             MountFlag::Silent => "silent",
             MountFlag::Nosymfollow => "nosymfollow",
+            MountFlag::TmpCopyUp => "tmpcopyup",
         }
     }
 }
@@ -440,7 +448,7 @@ pub struct MountFlags(u32);
 
 impl MountFlags {
     /// Every flag, in order.
-    const ALL: [MountFlag; 16] = [
+    const ALL: [MountFlag; 17] = [
         MountFlag::Bind,
         MountFlag::Rec,
         MountFlag::Ro,
@@ -457,6 +465,7 @@ impl MountFlags {
         MountFlag::Lazytime,
         MountFlag::Silent,
         MountFlag::Nosymfollow,
+        MountFlag::TmpCopyUp,
     ];
 
     fn bit(flag: MountFlag) -> u32 {

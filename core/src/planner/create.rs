@@ -777,6 +777,17 @@ impl Planner<'_> {
             }
         }
         devices.extend(self.cfg.linux.devices.iter().cloned());
+        // With a devpts mount, /dev/ptmx is the link to its ptmx: runc's setupPtmx removes
+        // a node the config made there (podman --privileged lists the host's /dev/ptmx).
+        let ptmx_link = dev == DevMount::Ours
+            && self
+                .cfg
+                .mounts
+                .iter()
+                .any(|m| m.destination.as_str() == "/dev/pts");
+        if ptmx_link {
+            devices.retain(|d| d.path.as_str() != "/dev/ptmx");
+        }
         // mknod needs CAP_MKNOD in the initial user namespace; in any user namespace runc
         // binds the host's node instead.
         let mknod = self.host.root_in_init_userns && !self.ns.has_user();
@@ -818,12 +829,7 @@ impl Planner<'_> {
             ("/proc/self/fd/1", "/dev/stdout"),
             ("/proc/self/fd/2", "/dev/stderr"),
         ];
-        if self
-            .cfg
-            .mounts
-            .iter()
-            .any(|m| m.destination.as_str() == "/dev/pts")
-        {
+        if ptmx_link {
             links.push(("pts/ptmx", "/dev/ptmx"));
         }
         links.push(("/proc/kcore", "/dev/core"));
@@ -840,7 +846,11 @@ impl Planner<'_> {
     fn after_root_switch(&mut self) {
         if self.process.terminal {
             let master = self.b.fd("console.master");
-            self.b.init(Op::SetupConsole { master });
+            self.b.init(Op::SetupConsole {
+                master,
+                keep_console: false,
+                size: console_size(self.process),
+            });
             if let Some(socket) = self.console_socket {
                 self.b.init(Op::SendFd { fd: master, socket });
             }
@@ -1007,6 +1017,13 @@ pub(crate) fn plan_exec_step(
         argv: p.args.clone(),
         env,
     });
+}
+
+/// `process.consoleSize` as the pty's (rows, columns); the parser keeps each side within
+/// `u16`, so nothing is cut.
+pub(crate) fn console_size(process: &ProcessConfig) -> Option<(u16, u16)> {
+    let (rows, cols) = process.console_size?;
+    Some((u16::try_from(rows).ok()?, u16::try_from(cols).ok()?))
 }
 
 /// The process's environment: `process.env`, with `HOME` added when it has none (from the
@@ -1644,6 +1661,22 @@ mod tests {
     }
 
     #[test]
+    fn console_size_sizes_the_pty_before_the_process_runs() {
+        let mut cfg = minimal_config();
+        process(&mut cfg).terminal = true;
+        process(&mut cfg).console_size = Some((33, 101));
+        let mut req = request(cfg);
+        req.options.console_socket = Some(HostPath::new("/s"));
+        let p = plan(&req, &host_v2());
+        pos(
+            &p,
+            "init setup-console /dev/console rows=33 cols=101 -> $console.master",
+        );
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), p);
+    }
+
+    #[test]
     fn no_pivot_chroots() {
         let mut req = request(minimal_config());
         req.options.no_pivot = true;
@@ -1865,6 +1898,35 @@ mod tests {
             "init mount -t devpts devpts [/b/rootfs]/dev/pts -o nosuid,noexec data=newinstance,ptmxmode=0666",
         );
         assert!(pts < pos(&p, "init ln -s pts/ptmx [/b/rootfs]/dev/ptmx"));
+    }
+
+    #[test]
+    fn a_ptmx_device_gives_way_to_the_link() {
+        // podman --privileged lists every host device, /dev/ptmx too.
+        let mut cfg = minimal_config();
+        cfg.mounts.push(fs_mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[MountFlag::Nosuid, MountFlag::Noexec],
+            &["newinstance", "ptmxmode=0666"],
+        ));
+        cfg.linux.devices = vec![DeviceConfig {
+            path: cp("/dev/ptmx"),
+            kind: DeviceKind::Char,
+            major: 5,
+            minor: 2,
+            file_mode: 0o666,
+            uid: 0,
+            gid: 0,
+        }];
+        let p = plan(&request(cfg.clone()), &host_v2());
+        assert!(!lines(&p).iter().any(|l| l.contains("c 5 2")), "{p}");
+        pos(&p, "init ln -s pts/ptmx [/b/rootfs]/dev/ptmx");
+        // Without devpts there is no link, and the node is made.
+        cfg.mounts.retain(|m| m.destination.as_str() != "/dev/pts");
+        let p = plan(&request(cfg), &host_v2());
+        pos(&p, "init mknod -m 666 [/b/rootfs]/dev/ptmx c 5 2 owner=0:0");
     }
 
     #[test]

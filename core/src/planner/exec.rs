@@ -24,7 +24,7 @@ use crate::plan::{
     Actor, HostPath, Namespace, NamespaceSet, NsSource, Op, Plan, PlanBuilder, SeccompProfile,
     SyncPoint,
 };
-use crate::planner::create::{exec_env, plan_exec_step, plan_identity};
+use crate::planner::create::{console_size, exec_env, plan_exec_step, plan_identity};
 use crate::planner::lifecycle::leaf_cgroups;
 use crate::state::{ContainerRecord, LifecycleError};
 
@@ -183,7 +183,11 @@ pub fn plan_exec(
     }
     if process.terminal {
         let master = b.fd("console.master");
-        b.init(Op::SetupConsole { master });
+        b.init(Op::SetupConsole {
+            master,
+            keep_console: true,
+            size: console_size(process),
+        });
         if let Some(socket) = console_socket {
             b.init(Op::SendFd { fd: master, socket });
         }
@@ -318,6 +322,12 @@ mod tests {
         let p = plan_exec(&r, &process(&r, true), &with_socket).unwrap();
         p.check().unwrap();
         assert!(p.steps.iter().any(|s| matches!(s.op, Op::SendFd { .. })));
+        // The exec'd process's pty is its own: the container's /dev/console stays.
+        assert!(
+            p.to_string()
+                .contains("init setup-console -> $console.master\n"),
+            "{p}"
+        );
         r.plan.steps.retain(|s| !matches!(s.op, Op::Spawn { .. }));
         assert_eq!(
             plan_exec(&r, &process(&r, false), &ExecOptions::default()),
