@@ -16,6 +16,7 @@
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
+use std::rc::Rc;
 
 use berth_core::plan::{
     ContainerPath, DeviceKind, HostPath, Location, MountFlag, MountFlags, MountOp, MountSource,
@@ -152,13 +153,53 @@ fn base<'a>(loc: &'a Location, pivoted: Option<&HostPath>) -> Base<'a> {
     }
 }
 
-fn open_root(root: &str) -> SysResult<OwnedFd> {
-    nix::fcntl::open(
-        root,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .call("open root")
+thread_local! {
+    /// The root directory last opened by [`open_root`], with its path: a plan resolves
+    /// some hundred locations in the same root, and opening it each time was a tenth of
+    /// init's syscalls. The fd stands for what the path named when it was opened, so
+    /// anything that may change that forgets it ([`forget_root`]): a mount or unmount on a
+    /// host path or on a root itself (a [`Target`] that is no location strictly inside a
+    /// root), pivot_root, chroot, and a change of mount namespace. Only init caches
+    /// ([`cache_roots`]), for the few milliseconds of its setup: a runtime (one day a
+    /// daemon) lives long enough to see a rootfs directory replaced under the same path.
+    static ROOT: std::cell::RefCell<Option<(String, Rc<OwnedFd>)>> =
+        const { std::cell::RefCell::new(None) };
+    /// Whether [`open_root`] caches (in init only).
+    static CACHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Forgets the root cached by [`open_root`] (see [`ROOT`]).
+pub(crate) fn forget_root() {
+    ROOT.with(|r| r.borrow_mut().take());
+}
+
+/// Makes [`open_root`] cache from now on, starting empty: init calls it first thing.
+pub(crate) fn cache_roots() {
+    forget_root();
+    CACHING.with(|c| c.set(true));
+}
+
+fn open_root(root: &str) -> SysResult<Rc<OwnedFd>> {
+    if let Some(fd) = ROOT.with(|r| {
+        r.borrow()
+            .as_ref()
+            .filter(|(path, _)| path == root)
+            .map(|(_, fd)| Rc::clone(fd))
+    }) {
+        return Ok(fd);
+    }
+    let fd = Rc::new(
+        nix::fcntl::open(
+            root,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .call("open root")?,
+    );
+    if CACHING.with(std::cell::Cell::get) {
+        ROOT.with(|r| *r.borrow_mut() = Some((root.to_owned(), Rc::clone(&fd))));
+    }
+    Ok(fd)
 }
 
 /// `openat2(root, path, RESOLVE_IN_ROOT)`: `path` resolved with `root` as `/`.
@@ -179,7 +220,7 @@ pub(crate) fn open_loc(
 ) -> SysResult<OwnedFd> {
     match base(loc, pivoted) {
         Base::Host(p) => nix::fcntl::open(p, flags | OFlag::O_CLOEXEC, Mode::empty()).call("open"),
-        Base::InRoot { root, path } => open_in_root(&open_root(root)?, path, flags),
+        Base::InRoot { root, path } => open_in_root(&*open_root(root)?, path, flags),
     }
 }
 
@@ -536,9 +577,20 @@ pub(crate) fn chown(
 }
 
 /// A mount target: the fd that holds it (kept open while its path is used) and its path.
+/// A target on a host path or on a root itself may change what a root path names once
+/// mounted on: dropping it (after the mount) forgets the cached root.
 struct Target {
     _fd: Option<OwnedFd>,
     path: String,
+    forgets_root: bool,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.forgets_root {
+            forget_root();
+        }
+    }
 }
 
 fn target(loc: &Location, pivoted: Option<&HostPath>) -> SysResult<Target> {
@@ -546,13 +598,15 @@ fn target(loc: &Location, pivoted: Option<&HostPath>) -> SysResult<Target> {
         Base::Host(p) => Ok(Target {
             _fd: None,
             path: p.to_owned(),
+            forgets_root: true,
         }),
-        Base::InRoot { .. } => {
+        Base::InRoot { path, .. } => {
             let fd = open_loc(loc, pivoted, OFlag::O_PATH)?;
-            let path = fd_path(&fd);
+            let path_of_fd = fd_path(&fd);
             Ok(Target {
                 _fd: Some(fd),
-                path,
+                path: path_of_fd,
+                forgets_root: path.components().next().is_none(),
             })
         }
     }
@@ -867,6 +921,7 @@ pub(crate) fn pivot_root(new_root: &HostPath) -> SysResult<()> {
     )
     .call("mount --make-rslave old root")?;
     umount2(".", MntFlags::MNT_DETACH).call("umount old root")?;
+    forget_root();
     nix::unistd::chdir("/").call("chdir /")
 }
 
@@ -875,6 +930,7 @@ pub(crate) fn chroot(new_root: &HostPath) -> SysResult<()> {
     nix::unistd::chdir(new_root.as_str()).call("chdir new root")?;
     sys_mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).call("mount --move")?;
     nix::unistd::chroot(".").call("chroot")?;
+    forget_root();
     nix::unistd::chdir("/").call("chdir /")
 }
 

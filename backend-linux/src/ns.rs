@@ -35,6 +35,7 @@ pub(crate) fn clone_flags(set: &NamespaceSet) -> CloneFlags {
 
 /// unshare(2).
 pub(crate) fn unshare(set: &NamespaceSet) -> SysResult<()> {
+    crate::fs::forget_root();
     nix::sched::unshare(clone_flags(set)).call("unshare")
 }
 
@@ -68,6 +69,7 @@ impl LinuxBackend {
         text: &str,
     ) -> Result<(), LinuxError> {
         let flag = clone_flag(ns);
+        crate::fs::forget_root();
         match from {
             NsSource::Path(path) => {
                 let fd = nix::fcntl::open(
