@@ -129,6 +129,17 @@ pub enum LinuxError {
         /// What is wrong with the profile (`unknown syscall "foo"`).
         what: String,
     },
+    /// The capabilities asked for include some the runtime does not hold itself, so the
+    /// kernel refuses the capset (a bare `EPERM` otherwise).
+    #[error(
+        "{step}: capset failed: {missing} not in berth's own permitted set (a runtime cannot grant a capability it lacks)"
+    )]
+    CapsNotHeld {
+        /// The cap-set step.
+        step: String,
+        /// The capabilities missing, as the plan writes them (`sys_resource`).
+        missing: String,
+    },
     /// Device rules that cannot be compiled into a cgroup device program.
     #[error("{step}: cannot compile the device rules")]
     DeviceRules {
@@ -205,6 +216,7 @@ impl LinuxError {
             | LinuxError::Nul { step, .. }
             | LinuxError::NotAtBarrier { step }
             | LinuxError::Seccomp { step, .. }
+            | LinuxError::CapsNotHeld { step, .. }
             | LinuxError::DeviceRules { step, .. }
             | LinuxError::BpfLoad { step, .. }
             | LinuxError::NotImplemented { step, .. }

@@ -231,7 +231,19 @@ impl LinuxBackend {
                 permitted,
                 inheritable,
                 ambient,
-            } => crate::process::capset(*effective, *permitted, *inheritable, *ambient).at(text),
+            } => crate::process::capset(*effective, *permitted, *inheritable, *ambient)
+                .at(text)
+                .map_err(
+                    |e| match crate::process::caps_not_held(*effective, *permitted) {
+                        Some(missing) if e.errno() == Some(nix::errno::Errno::EPERM) => {
+                            LinuxError::CapsNotHeld {
+                                step: text.to_owned(),
+                                missing: missing.to_string(),
+                            }
+                        }
+                        _ => e,
+                    },
+                ),
             Op::Setgroups(groups) => crate::process::setgroups(groups).at(text),
             Op::Setgid(gid) => crate::process::setgid(*gid).at(text),
             Op::Setuid(uid) => crate::process::setuid(*uid).at(text),

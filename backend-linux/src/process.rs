@@ -128,6 +128,18 @@ pub(crate) fn capset(
     Ok(())
 }
 
+/// Which of `effective` and `permitted` this process does not hold in its own permitted
+/// set (`CapPrm` of /proc/self/status), if any: why a capset of them fails with `EPERM`.
+pub(crate) fn caps_not_held(effective: CapSet, permitted: CapSet) -> Option<CapSet> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let held = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapPrm:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())?;
+    let missing = (effective.0 | permitted.0) & !held;
+    (missing != 0).then_some(CapSet(missing))
+}
+
 /// setgroups(2).
 pub(crate) fn setgroups(groups: &[u32]) -> SysResult<()> {
     let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();

@@ -48,6 +48,10 @@ fn main() {
             "a_cwd_symlink_stays_inside_the_rootfs",
             a_cwd_symlink_stays_inside_the_rootfs,
         ),
+        (
+            "a_capability_berth_lacks_is_named",
+            a_capability_berth_lacks_is_named,
+        ),
     ]);
 }
 
@@ -335,5 +339,37 @@ fn a_cwd_symlink_stays_inside_the_rootfs() {
     let out = text(&out);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.get(1), Some(&"1"), "cwd is the container's /: {out}");
+    env.assert_nothing_left();
+}
+
+/// A capability the runtime itself does not hold cannot be granted: the error names it
+/// instead of a bare EPERM, and nothing is left. (berth runs under `setpriv` with
+/// CAP_SYS_NICE out of its bounding set, so root's permitted set lacks it.)
+fn a_capability_berth_lacks_is_named() {
+    let env = Env::new("true");
+    edit_config(&env, |v| {
+        for set in ["bounding", "effective", "permitted"] {
+            v["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_NICE"));
+        }
+    });
+    let id = unique("capnice");
+    env.track(&id);
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-sys_nice", "--"])
+        .arg(berth_bin())
+        .arg("--root")
+        .arg(env.root())
+        .args(["run", "--bundle", &env.bundle(), &id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = fails(&out);
+    assert!(
+        err.contains("capset failed: sys_nice not in berth's own permitted set"),
+        "{err}"
+    );
     env.assert_nothing_left();
 }
