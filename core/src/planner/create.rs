@@ -106,6 +106,21 @@ pub enum PlanError {
         /// The requested groups.
         gids: Vec<u32>,
     },
+    /// A `uid=`/`gid=` mount option names an id that the new user namespace does not map
+    /// (the kernel answers `EINVAL`; `runc spec --rootless` drops devpts's `gid=5`).
+    #[error(
+        "mounts[{index}]: option {option}: id {id} is not mapped in the container's user namespace (linux.{mappings})"
+    )]
+    UnmappedMountId {
+        /// The mount's index.
+        index: usize,
+        /// The option (`gid=5`).
+        option: String,
+        /// The id.
+        id: u32,
+        /// `uidMappings` or `gidMappings`.
+        mappings: &'static str,
+    },
     /// `linux.seccomp` on a kernel without seccomp filters.
     #[error("linux.seccomp: the kernel does not support seccomp filters")]
     SeccompUnsupported,
@@ -177,6 +192,9 @@ fn preflight(
             });
         }
     }
+    if ns.new.contains(Namespace::User) {
+        check_mount_ids(&req.config)?;
+    }
     if !can_setgroups(host) && !process.user.additional_gids.is_empty() {
         return Err(PlanError::AdditionalGidsRootless {
             gids: process.user.additional_gids.clone(),
@@ -184,6 +202,37 @@ fn preflight(
     }
     if req.config.linux.seccomp.is_some() && !host.seccomp {
         return Err(PlanError::SeccompUnsupported);
+    }
+    Ok(())
+}
+
+/// In a new user namespace, every `uid=N`/`gid=N` filesystem option (devpts's `gid=5`,
+/// tmpfs's `uid=`) must name an id the namespace maps.
+fn check_mount_ids(config: &Config) -> Result<(), PlanError> {
+    let mapped = |maps: &[crate::plan::IdMapping], id: u32| {
+        maps.iter()
+            .any(|m| id >= m.container_id && id - m.container_id < m.size)
+    };
+    for (index, m) in config.mounts.iter().enumerate() {
+        for option in &m.data {
+            let (maps, mappings, value) = if let Some(v) = option.strip_prefix("uid=") {
+                (&config.linux.uid_mappings, "uidMappings", v)
+            } else if let Some(v) = option.strip_prefix("gid=") {
+                (&config.linux.gid_mappings, "gidMappings", v)
+            } else {
+                continue;
+            };
+            if let Ok(id) = value.parse::<u32>()
+                && !mapped(maps, id)
+            {
+                return Err(PlanError::UnmappedMountId {
+                    index,
+                    option: option.clone(),
+                    id,
+                    mappings,
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -2193,6 +2242,41 @@ mod tests {
         assert_eq!(
             plan_create(&request(cfg), &host_v2()),
             Err(PlanError::NoProcess)
+        );
+
+        // In a new user namespace, a gid= option must name a mapped gid.
+        let mut cfg = minimal_config();
+        with_userns(&mut cfg);
+        cfg.mounts.push(fs_mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[],
+            &["newinstance", "gid=5"],
+        ));
+        let index = cfg.mounts.len() - 1;
+        let ok = plan_create(&request(cfg.clone()), &host_v2());
+        let mapped = cfg
+            .linux
+            .gid_mappings
+            .iter()
+            .any(|m| 5 >= m.container_id && 5 - m.container_id < m.size);
+        if mapped {
+            assert!(ok.is_ok(), "{ok:?}");
+            cfg.linux.gid_mappings = vec![crate::plan::IdMapping {
+                container_id: 0,
+                host_id: 1000,
+                size: 1,
+            }];
+        }
+        assert_eq!(
+            plan_create(&request(cfg), &host_v2()),
+            Err(PlanError::UnmappedMountId {
+                index,
+                option: "gid=5".to_owned(),
+                id: 5,
+                mappings: "gidMappings",
+            })
         );
 
         let mut old_kernel = host_v2();
