@@ -101,3 +101,87 @@ pub fn passwd_group(data: &[u8]) {
         let _ = crate::user::resolve_user(first, &passwd, &group);
     }
 }
+
+/// Image archive bytes: read as `index.json`, as `manifest.json`, as a manifest and as a
+/// config; each line also as an image reference and as a layer entry. A loaded image's id
+/// is its config's digest and its layers match its diff ids; a reference that parses
+/// round-trips; an entry that is accepted has a normalised path.
+pub fn image_manifest(data: &[u8]) {
+    use crate::image::{
+        ArchivePath, Digest, Entry, EntryKind, EntryRules, LayerChecker, MemorySource, Platform,
+        Reference, TarEntry, load_images, parse_config, parse_docker_manifest, parse_index,
+        parse_manifest,
+    };
+    use std::convert::Infallible;
+
+    let file = ArchivePath::root();
+    let _ = parse_index::<Infallible>(&file, data);
+    let _ = parse_manifest::<Infallible>(&file, data);
+    let _ = parse_config::<Infallible>(&file, data);
+    let _ = parse_docker_manifest::<Infallible>(&file, data);
+    for name in ["index.json", "manifest.json"] {
+        let mut src = MemorySource::default();
+        src.insert(name, data).expect("a constant valid path");
+        // The data is also a blob, so an index may point at itself or at a config.
+        src.insert(&format!("blobs/sha256/{}", Digest::of(data).hex()), data)
+            .expect("a valid blob path");
+        if let Ok(archive) = load_images(&mut src, &Platform::linux("amd64")) {
+            for image in archive.images {
+                assert_eq!(image.id, Digest::of(&image.config_bytes));
+                assert_eq!(image.layers.len(), image.config.rootfs().diff_ids().len());
+            }
+        }
+    }
+
+    let Some(t) = text(data) else { return };
+    let lines: Vec<&str> = t.lines().collect();
+    let kinds = [
+        EntryKind::File,
+        EntryKind::Dir,
+        EntryKind::Symlink,
+        EntryKind::Hardlink,
+        EntryKind::Char,
+        EntryKind::Block,
+        EntryKind::Fifo,
+    ];
+    for rootless in [false, true] {
+        let mut checker = LayerChecker::new(EntryRules { rootless });
+        for (i, line) in lines.iter().enumerate() {
+            if let Ok(r) = Reference::parse(line) {
+                assert_eq!(Reference::parse(&r.to_string()), Ok(r.clone()), "{line:?}");
+            }
+            let entry = TarEntry {
+                path: (*line).to_owned(),
+                kind: kinds[i % kinds.len()],
+                mode: u32::try_from(line.len()).unwrap_or(u32::MAX),
+                uid: u64::try_from(i).unwrap_or(u64::MAX),
+                gid: 0,
+                link: lines.get(i + 1).map(|l| (*l).to_owned()),
+                size: 0,
+                dev_major: u32::from(i % 3 == 1),
+                dev_minor: 0,
+            };
+            let path = match checker.check(&entry) {
+                Ok(Entry::Opaque { dir, .. }) => dir,
+                Ok(
+                    Entry::File { path, .. }
+                    | Entry::Dir { path, .. }
+                    | Entry::Symlink { path, .. }
+                    | Entry::Hardlink { path, .. }
+                    | Entry::Device { path, .. }
+                    | Entry::Fifo { path, .. }
+                    | Entry::Whiteout { path }
+                    | Entry::Skip { path, .. },
+                ) => path,
+                Err(_) => continue,
+            };
+            if !path.is_root() {
+                assert_eq!(ArchivePath::parse(path.as_str()).as_ref(), Ok(&path));
+                assert!(!path.components().any(|c| c == ".." || c == "."), "{path}");
+            }
+            if rootless {
+                assert!(!matches!(checker.check(&entry), Ok(Entry::Device { .. })));
+            }
+        }
+    }
+}

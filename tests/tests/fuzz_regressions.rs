@@ -48,6 +48,11 @@ fn passwd_group() {
 }
 
 #[test]
+fn image_manifest() {
+    replay("image_manifest", berth_core::fuzz::image_manifest);
+}
+
+#[test]
 fn golden_configs_go_through_the_config_target() {
     // The fuzz entry point accepts every golden config without tripping its oracles.
     let dir = berth_tests::cases_dir().join("create");

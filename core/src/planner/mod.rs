@@ -2,4 +2,5 @@
 
 pub mod create;
 pub mod exec;
+pub mod image_mount;
 pub mod lifecycle;
