@@ -21,6 +21,7 @@ pub mod error;
 mod fs;
 mod hooks;
 mod init;
+pub mod layer;
 mod ns;
 mod ops;
 mod process;

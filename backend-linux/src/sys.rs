@@ -486,3 +486,44 @@ pub(crate) fn bpf_prog_name(prog: BorrowedFd<'_>) -> nix::Result<String> {
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     Ok(String::from_utf8_lossy(&name[..end]).into_owned())
 }
+
+/// fsetxattr(2): sets the extended attribute `name` of the open file `fd` to `value`
+/// (used for overlayfs's opaque-directory marker; nix has no xattr calls).
+pub(crate) fn fsetxattr(
+    fd: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    value: &[u8],
+) -> nix::Result<()> {
+    // SAFETY: `name` is NUL-terminated, `value` is `value.len()` readable bytes; the
+    // kernel only reads them during the call.
+    let ret = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// fgetxattr(2): the value of the extended attribute `name` of the open file `fd`
+/// (at most 4 KiB).
+#[cfg(test)]
+pub(crate) fn fgetxattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr) -> nix::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: `name` is NUL-terminated and `buf` is `buf.len()` writable bytes; the kernel
+    // writes at most that many and returns how many.
+    let ret = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let len = usize::try_from(Errno::result(ret)?).map_err(|_| Errno::EINVAL)?;
+    buf.truncate(len);
+    Ok(buf)
+}
