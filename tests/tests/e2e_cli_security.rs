@@ -101,7 +101,8 @@ fn a_container_cannot_overwrite_the_berth_binary() {
          done; \
          echo done > /shared/opened; \
          while [ ! -e /shared/gone ]; do sleep 0.02; done; \
-         if echo pwned >> /proc/self/fd/3; then echo wrote; else echo refused; fi > /shared/result; \
+         if echo pwned >> /proc/self/fd/3; then echo wrote; else echo refused; fi > /shared/r.tmp; \
+         busybox mv /shared/r.tmp /shared/result; \
          sleep 100",
     );
     let all_caps = host_bounding_caps();
