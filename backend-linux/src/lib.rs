@@ -30,6 +30,7 @@ mod seccomp;
 pub mod selfexe;
 pub mod state;
 pub mod stats;
+pub mod store;
 mod sys;
 
 pub use backend::{EXEC_FIFO, LinuxBackend, Trace};
