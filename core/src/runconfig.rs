@@ -1685,7 +1685,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: 256,
-            max_shrink_iters: if std::env::var_os("CI").is_some() { 0 } else { 2048 },
+            max_shrink_iters: 2048,
             ..ProptestConfig::default()
         })]
 

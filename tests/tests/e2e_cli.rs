@@ -10,16 +10,15 @@
 // A harness = false test: clippy.toml's allow-unwrap-in-tests does not see it as a test.
 #![allow(clippy::unwrap_used)]
 
+mod e2e_cli_support;
 mod e2e_linux_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 
-use berth_core::plan::{CgroupPath, Plan};
-use berth_core::planner::lifecycle::leaf_cgroups;
-use e2e_linux_support::{Rootfs, alive, mount_points_under, wait_until};
+use e2e_linux_support::{alive, wait_until};
 use serde_json::{Value, json};
+
+use e2e_cli_support::*;
 
 fn main() {
     e2e_linux_support::run(&[
@@ -83,243 +82,6 @@ fn main() {
         ("exec_with_a_process_file", exec_with_a_process_file),
         ("ps_lists_the_container_pids", ps_lists_the_container_pids),
     ]);
-}
-
-/// The `berth` binary of this build, built first if needed (this crate cannot name another
-/// package's binary, so it asks cargo for it, as escargot does).
-fn berth_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // target/<profile>/deps/e2e_cli-HASH
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-        let target_dir = profile_dir.parent().unwrap();
-        let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        cargo
-            .args(["build", "--quiet", "-p", "berth", "--bin", "berth"])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        let status = cargo.status().unwrap();
-        assert!(status.success(), "building berth failed");
-        profile_dir.join("berth")
-    })
-}
-
-/// One case's world: a busybox bundle, its own `--root`, and the containers to clean up.
-struct Env {
-    rootfs: Rootfs,
-    ids: std::cell::RefCell<Vec<String>>,
-    cgroups: std::cell::RefCell<Vec<PathBuf>>,
-}
-
-impl Env {
-    /// A bundle whose process runs `script` with busybox's sh.
-    fn new(script: &str) -> Env {
-        let env = Env {
-            rootfs: Rootfs::new(),
-            ids: Default::default(),
-            cgroups: Default::default(),
-        };
-        env.config(script, |_| {});
-        env
-    }
-
-    /// Rewrites the bundle's config: `berth spec`'s default, no terminal, a writable root,
-    /// `sh -c script`, then `edit`.
-    fn config(&self, script: &str, edit: impl FnOnce(&mut Value)) {
-        let mut v: Value =
-            serde_json::from_str(&berth_core::spec::default_config_json(None)).unwrap();
-        v["process"]["terminal"] = json!(false);
-        v["process"]["args"] = json!(["sh", "-c", script]);
-        v["root"]["readonly"] = json!(false);
-        edit(&mut v);
-        std::fs::write(
-            self.rootfs.bundle().join("config.json"),
-            serde_json::to_vec_pretty(&v).unwrap(),
-        )
-        .unwrap();
-    }
-
-    fn root(&self) -> PathBuf {
-        self.rootfs.state_root()
-    }
-
-    fn bundle(&self) -> String {
-        self.rootfs.bundle().to_string_lossy().into_owned()
-    }
-
-    /// `berth --root ROOT ARGS`, its output captured (for commands that do not leave a
-    /// container process holding stdout).
-    fn berth(&self, args: &[&str]) -> Output {
-        Command::new(berth_bin())
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Like [`Env::berth`] for a command whose container outlives it (`create`, `run -d`):
-    /// its stdout and stderr go to files (a pipe would stay open as long as the container).
-    fn berth_detached(&self, args: &[&str]) -> (i32, String, String) {
-        let dir = self.rootfs.dir.path();
-        let (out, err) = (dir.join("out"), dir.join("err"));
-        let status = Command::new(berth_bin())
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .status()
-            .unwrap();
-        (
-            status.code().unwrap_or(-1),
-            std::fs::read_to_string(out).unwrap(),
-            std::fs::read_to_string(err).unwrap(),
-        )
-    }
-
-    /// Registers `id` for cleanup, with the cgroups its plan would make.
-    fn track(&self, id: &str) {
-        self.ids.borrow_mut().push(id.to_owned());
-        let plan = self.berth(&["create", "--dry-run=json", "--bundle", &self.bundle(), id]);
-        let plan: Plan = serde_json::from_slice(&ok(&plan)).unwrap();
-        let leaves = leaf_cgroups(&plan);
-        assert!(
-            !leaves.is_empty(),
-            "this host has cgroups: the plan makes some"
-        );
-        self.cgroups
-            .borrow_mut()
-            .extend(leaves.iter().map(cgroup_dir));
-    }
-
-    /// `berth create ID --bundle B` (the id first, as some callers pass it).
-    fn create(&self, id: &str) {
-        self.track(id);
-        let (code, _, err) = self.berth_detached(&["create", id, "--bundle", &self.bundle()]);
-        assert_eq!(code, 0, "create failed: {err}");
-        assert_eq!(err, "");
-    }
-
-    /// `create` then `start`.
-    fn create_started(&self, id: &str) {
-        self.create(id);
-        ok(&self.berth(&["start", id]));
-    }
-
-    fn state(&self, id: &str) -> Value {
-        serde_json::from_slice(&ok(&self.berth(&["state", id]))).unwrap()
-    }
-
-    fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap().to_owned()
-    }
-
-    /// Waits until the container is stopped.
-    fn wait_stopped(&self, id: &str) {
-        assert!(
-            wait_until(10, || self.status(id) == "stopped"),
-            "{id} did not stop"
-        );
-    }
-
-    /// The ids `list -q` shows.
-    fn listed(&self) -> Vec<String> {
-        String::from_utf8(ok(&self.berth(&["list", "-q"])))
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Nothing of the tracked containers is left: no state, no cgroup, no mount.
-    fn assert_nothing_left(&self) {
-        assert_eq!(self.listed(), Vec::<String>::new());
-        for id in self.ids.borrow().iter() {
-            assert!(!self.root().join(id).exists(), "state of {id} is left");
-        }
-        for d in self.cgroups.borrow().iter() {
-            assert!(!d.exists(), "cgroup {} is left", d.display());
-        }
-        let prefix = self.rootfs.dir.path().to_string_lossy().into_owned();
-        assert_eq!(mount_points_under(&prefix), Vec::<String>::new());
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
-            let pid = std::fs::read(self.root().join(id).join("state.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .and_then(|v| v["pid"].as_i64());
-            let _ = Command::new(berth_bin())
-                .arg("--root")
-                .arg(self.root())
-                .args(["delete", "--force", id])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            // If delete could not, kill the init this case started (only that pid, and only
-            // while it is still the process the record names: alive and in our cgroups).
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok())
-                && alive(pid)
-                && self.cgroups.borrow().iter().any(|d| {
-                    std::fs::read_to_string(d.join("cgroup.procs"))
-                        .is_ok_and(|p| p.lines().any(|l| l == pid.to_string()))
-                })
-            {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        }
-        for d in self.cgroups.borrow().iter() {
-            for _ in 0..100 {
-                if !d.exists() || std::fs::remove_dir(d).is_ok() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
-        let _ = std::fs::remove_dir_all(self.root());
-    }
-}
-
-fn cgroup_dir(cg: &CgroupPath) -> PathBuf {
-    PathBuf::from(cg.dir().as_str())
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Asserts success and an empty stderr; returns stdout.
-fn ok(out: &Output) -> Vec<u8> {
-    assert!(
-        out.status.success(),
-        "berth failed: {:?}: {}",
-        out.status,
-        text(&out.stderr)
-    );
-    assert_eq!(text(&out.stderr), "", "no diagnostics on success");
-    out.stdout.clone()
-}
-
-/// Asserts exit status 1, nothing on stdout and one line on stderr; returns it.
-fn fails(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "", "diagnostics never go to stdout");
-    let err = text(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
-    err.trim_end().to_owned()
 }
 
 fn unique(name: &str) -> String {
@@ -409,7 +171,7 @@ fn pid_file_holds_the_bare_pid() {
     let id = unique("pidfile");
     env.track(&id);
     let pid_file = env.rootfs.dir.path().join("init.pid");
-    let (code, _, err) = env.berth_detached(&[
+    let (code, _, err) = env.berth_detached_out(&[
         "create",
         "--bundle",
         &env.bundle(),
@@ -551,7 +313,7 @@ fn kill_all_signals_the_cgroup() {
     let env = Env::new("sleep 1000 & exec sleep 1001");
     let id = unique("all");
     env.create_started(&id);
-    let cgroup = env.cgroups.borrow()[0].clone();
+    let cgroup = env.cgroup_dirs()[0].clone();
     let procs = || {
         std::fs::read_to_string(cgroup.join("cgroup.procs"))
             .unwrap_or_default()
@@ -570,7 +332,7 @@ fn run_detached_returns_at_once() {
     let env = Env::new("exec sleep 1000");
     let id = unique("detached");
     env.track(&id);
-    let (code, out, err) = env.berth_detached(&["run", "-d", "--bundle", &env.bundle(), &id]);
+    let (code, out, err) = env.berth_detached_out(&["run", "-d", "--bundle", &env.bundle(), &id]);
     assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
     assert_eq!(env.status(&id), "running");
     ok(&env.berth(&["kill", &id, "KILL"]));

@@ -7,13 +7,14 @@
 // A harness = false test: clippy.toml's allow-unwrap-in-tests does not see it as a test.
 #![allow(clippy::unwrap_used)]
 
+mod e2e_cli_support;
 mod e2e_linux_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use e2e_cli_support::{berth_bin, ok, text};
 use e2e_linux_support::{Rootfs, wait_until};
 use serde_json::{Value, json};
 
@@ -30,29 +31,8 @@ fn main() {
     ]);
 }
 
-/// The `berth` binary of this build, built first if needed (as `e2e_cli.rs` finds it).
-fn berth_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-        let target_dir = profile_dir.parent().unwrap();
-        let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-        cargo
-            .args(["build", "--quiet", "-p", "berth", "--bin", "berth"])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        let status = cargo.status().unwrap();
-        assert!(status.success(), "building berth failed");
-        profile_dir.join("berth")
-    })
-}
-
-/// A busybox bundle running `script`, with its own `--root`, cleaned up on drop.
+/// A busybox bundle running `script`, with its own `--root`, cleaned up on drop. (Not
+/// `e2e_cli_support::Env`: this one is shared by the threads of the parallel case.)
 struct Env {
     rootfs: Rootfs,
     ids: std::sync::Mutex<Vec<String>>,
@@ -144,22 +124,6 @@ impl Drop for Env {
         }
         let _ = std::fs::remove_dir_all(self.root());
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Asserts success and an empty stderr; returns stdout.
-fn ok(out: &Output) -> Vec<u8> {
-    assert!(
-        out.status.success(),
-        "berth failed: {:?}: {}",
-        out.status,
-        text(&out.stderr)
-    );
-    assert_eq!(text(&out.stderr), "", "no diagnostics on success");
-    out.stdout.clone()
 }
 
 fn unique(name: &str) -> String {

@@ -12,7 +12,7 @@ use berth_core::plan::Plan;
 use berth_core::planner::lifecycle::leaf_cgroups;
 use serde_json::{Value, json};
 
-use crate::e2e_linux_support::{Rootfs, mount_points_under};
+use crate::e2e_linux_support::{Rootfs, alive, mount_points_under, wait_until};
 
 /// The `berth` binary of this build, built first if needed (as `e2e_cli.rs` finds it).
 pub(crate) fn berth_bin() -> &'static Path {
@@ -38,7 +38,7 @@ pub(crate) fn berth_bin() -> &'static Path {
 
 /// One case's world: a busybox bundle, its own `--root`, and the containers to clean up.
 pub(crate) struct Env {
-    rootfs: Rootfs,
+    pub(crate) rootfs: Rootfs,
     ids: std::cell::RefCell<Vec<String>>,
     cgroups: std::cell::RefCell<Vec<PathBuf>>,
 }
@@ -51,17 +51,24 @@ impl Env {
             ids: Default::default(),
             cgroups: Default::default(),
         };
+        env.config(script, |_| {});
+        env
+    }
+
+    /// Rewrites the bundle's config: `berth spec`'s default, no terminal, a writable root,
+    /// `sh -c script`, then `edit`.
+    pub(crate) fn config(&self, script: &str, edit: impl FnOnce(&mut Value)) {
         let mut v: Value =
             serde_json::from_str(&berth_core::spec::default_config_json(None)).unwrap();
         v["process"]["terminal"] = json!(false);
         v["process"]["args"] = json!(["sh", "-c", script]);
         v["root"]["readonly"] = json!(false);
+        edit(&mut v);
         std::fs::write(
-            env.rootfs.bundle().join("config.json"),
+            self.rootfs.bundle().join("config.json"),
             serde_json::to_vec_pretty(&v).unwrap(),
         )
         .unwrap();
-        env
     }
 
     pub(crate) fn root(&self) -> PathBuf {
@@ -88,37 +95,37 @@ impl Env {
             .unwrap()
     }
 
-    /// `berth ARGS` (global flags first) for a command whose container outlives it: its
-    /// stdout and stderr go to files; returns the exit code and stderr.
-    pub(crate) fn berth_detached(&self, args: &[&str]) -> (i32, String) {
-        let err = self.path("err");
+    /// `berth ARGS` (global flags first) for a command whose container outlives it
+    /// (`create`, `run -d`): its stdout and stderr go to files (a pipe would stay open as
+    /// long as the container); returns the exit code, stdout and stderr.
+    pub(crate) fn berth_detached_out(&self, args: &[&str]) -> (i32, String, String) {
+        let (out, err) = (self.path("out"), self.path("err"));
         let status = Command::new(berth_bin())
             .arg("--root")
             .arg(self.root())
             .args(args)
             .stdin(Stdio::null())
             .env_remove("BERTH_TRACE")
-            .stdout(std::fs::File::create(self.path("out")).unwrap())
+            .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
             .status()
             .unwrap();
         (
             status.code().unwrap_or(-1),
+            std::fs::read_to_string(out).unwrap(),
             std::fs::read_to_string(err).unwrap(),
         )
     }
 
+    /// [`Env::berth_detached_out`] without stdout: the exit code and stderr.
+    pub(crate) fn berth_detached(&self, args: &[&str]) -> (i32, String) {
+        let (code, _, err) = self.berth_detached_out(args);
+        (code, err)
+    }
+
     /// The create plan of `id` (a dry run), registering `id` and its cgroups for cleanup.
     pub(crate) fn track(&self, id: &str) -> Plan {
-        self.ids.borrow_mut().push(id.to_owned());
-        let plan = self.berth(&["create", "--dry-run=json", "--bundle", &self.bundle(), id]);
-        let plan: Plan = serde_json::from_slice(&ok(&plan)).unwrap();
-        self.cgroups.borrow_mut().extend(
-            leaf_cgroups(&plan)
-                .iter()
-                .map(|c| PathBuf::from(c.dir().as_str())),
-        );
-        plan
+        self.track_create(id, &["create", "--bundle", &self.bundle(), id])
     }
 
     /// Like [`Env::track`], for a create command line of its own (`create ARGS... ID`).
@@ -127,31 +134,66 @@ impl Env {
         let mut args = create.to_vec();
         args.insert(1, "--dry-run=json");
         let plan: Plan = serde_json::from_slice(&ok(&self.berth(&args))).unwrap();
-        self.cgroups.borrow_mut().extend(
-            leaf_cgroups(&plan)
-                .iter()
-                .map(|c| PathBuf::from(c.dir().as_str())),
+        let leaves = leaf_cgroups(&plan);
+        assert!(
+            !leaves.is_empty(),
+            "this host has cgroups: the plan makes some"
         );
+        self.cgroups
+            .borrow_mut()
+            .extend(leaves.iter().map(|c| PathBuf::from(c.dir().as_str())));
+        plan
+    }
+
+    /// `berth create ID --bundle B` (the id first, as some callers pass it); returns the
+    /// create plan.
+    pub(crate) fn create(&self, id: &str) -> Plan {
+        let plan = self.track(id);
+        let (code, err) = self.berth_detached(&["create", id, "--bundle", &self.bundle()]);
+        assert_eq!(code, 0, "create failed: {err}");
+        assert_eq!(err, "");
         plan
     }
 
     /// `create` then `start`; returns the create plan.
     pub(crate) fn create_started(&self, id: &str) -> Plan {
-        let plan = self.track(id);
-        let (code, err) = self.berth_detached(&["create", "--bundle", &self.bundle(), id]);
-        assert_eq!(code, 0, "create failed: {err}");
+        let plan = self.create(id);
         ok(&self.berth(&["start", id]));
         plan
     }
 
+    /// The cgroup directories of the tracked containers.
+    pub(crate) fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.cgroups.borrow().clone()
+    }
+
+    pub(crate) fn state(&self, id: &str) -> Value {
+        serde_json::from_slice(&ok(&self.berth(&["state", id]))).unwrap()
+    }
+
     pub(crate) fn status(&self, id: &str) -> String {
-        let state: Value = serde_json::from_slice(&ok(&self.berth(&["state", id]))).unwrap();
-        state["status"].as_str().unwrap().to_owned()
+        self.state(id)["status"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the container is stopped.
+    pub(crate) fn wait_stopped(&self, id: &str) {
+        assert!(
+            wait_until(10, || self.status(id) == "stopped"),
+            "{id} did not stop"
+        );
+    }
+
+    /// The ids `list -q` shows.
+    pub(crate) fn listed(&self) -> Vec<String> {
+        text(&ok(&self.berth(&["list", "-q"])))
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Nothing of the tracked containers is left: no state, no cgroup, no mount.
     pub(crate) fn assert_nothing_left(&self) {
-        assert_eq!(text(&ok(&self.berth(&["list", "-q"]))), "");
+        assert_eq!(self.listed(), Vec::<String>::new());
         for id in self.ids.borrow().iter() {
             assert!(!self.root().join(id).exists(), "state of {id} is left");
         }
@@ -166,6 +208,10 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         for id in self.ids.borrow().iter() {
+            let pid = std::fs::read(self.root().join(id).join("state.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v["pid"].as_i64());
             let _ = Command::new(berth_bin())
                 .arg("--root")
                 .arg(self.root())
@@ -174,6 +220,19 @@ impl Drop for Env {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+            // If delete could not, kill the init this case started (only that pid, and only
+            // while it is still the process the record names: alive and in our cgroups).
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok())
+                && alive(pid)
+                && self.cgroups.borrow().iter().any(|d| {
+                    std::fs::read_to_string(d.join("cgroup.procs"))
+                        .is_ok_and(|p| p.lines().any(|l| l == pid.to_string()))
+                })
+            {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
         }
         for d in self.cgroups.borrow().iter() {
             for _ in 0..100 {
