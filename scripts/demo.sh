@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # berth's main job on a fresh machine: build berth, make an OCI bundle with a busybox
-# rootfs, write its config with `berth spec`, and run a container from it.
+# rootfs, write its config with `berth spec`, and run a container from it; then make an
+# image of the same rootfs and run containers from it with the engine (`berth run IMAGE`).
 #
 # Usage: scripts/demo.sh [--real | --dry-run] [--keep]
 #   --real     run the container for real (the default; as root, else through sudo), then
@@ -48,7 +49,7 @@ if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
 fi
 
 say "building berth"
-cargo build --release --locked -p berth
+cargo build --release --locked -p berth --bins
 berth="$PWD/target/release/berth"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/berth-demo.XXXXXX")"
@@ -118,4 +119,29 @@ else
         exit 1
     fi
     say "done: berth list is empty again"
+
+    # The engine: an image made here from the same rootfs, and containers made from it,
+    # with a data root and exec root of our own.
+    e=("${sudo[@]}" "$berth" --data-root "$work/data" --exec-root "$work/exec")
+    cleanup_engine() {
+        for c in $("${e[@]}" ps -a -q --no-trunc 2>/dev/null); do "${e[@]}" rm -f "$c"; done
+        "${sudo[@]}" rm -rf "$work"
+    }
+    [[ "$keep" == true ]] || trap cleanup_engine EXIT
+    say "berth import (a busybox image, made locally)"
+    tar -C "$rootfs" -cf "$work/busybox.tar" .
+    "${e[@]}" import "$work/busybox.tar" busybox
+    "${e[@]}" images
+    say "berth run --rm busybox echo hi"
+    "${e[@]}" run --rm busybox echo hi
+    say "berth run -d --name web busybox (a loop), logs, exec ps, stop, rm"
+    "${e[@]}" run -d --name web busybox sh -c 'while true; do echo tick; sleep 1; done'
+    sleep 2
+    "${e[@]}" ps
+    "${e[@]}" logs web
+    "${e[@]}" exec web ps
+    "${e[@]}" stop -t 1 web
+    "${e[@]}" ps -a
+    "${e[@]}" rm web
+    say "done: the engine's containers are gone too"
 fi

@@ -17,10 +17,13 @@ pub mod backend;
 pub mod bpf;
 mod cgroup;
 mod console;
+pub mod engine;
 pub mod error;
 mod fs;
 mod hooks;
 mod init;
+/// Container logs in docker's json-file format: the monitor's writer, `berth logs`' reader.
+pub mod jsonlog;
 pub mod layer;
 mod ns;
 mod ops;

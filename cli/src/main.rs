@@ -362,7 +362,134 @@ fn puts_a_process_into_a_container(cli: &Cli) -> bool {
     }
 }
 
+/// Runtime options before the command that take a value.
+const RUNTIME_GLOBALS_WITH_VALUE: [&str; 4] = ["--root", "--log", "--log-format", "--trace"];
+/// Runtime options before the command without a value.
+const RUNTIME_GLOBAL_FLAGS: [&str; 6] = [
+    "--debug",
+    "--systemd-cgroup",
+    "-v",
+    "--version",
+    "-h",
+    "--help",
+];
+/// The engine's options (`berth-engine`), all with a value.
+const ENGINE_GLOBALS: [&str; 2] = ["--data-root", "--exec-root"];
+/// Commands only the engine has.
+const ENGINE_COMMANDS: [&str; 21] = [
+    "import",
+    "load",
+    "save",
+    "pull",
+    "images",
+    "tag",
+    "rmi",
+    "image",
+    "logs",
+    "attach",
+    "stop",
+    "restart",
+    "wait",
+    "rm",
+    "inspect",
+    "stats",
+    "cp",
+    "rename",
+    "container",
+    "unpause",
+    "monitor",
+];
+
+/// Whether the arguments name an engine command, which `berth-engine` carries out.
+///
+/// The runtime's command line is runc's and the engine's is docker's; they share a few
+/// command names (`run`, `create`, `start`, `kill`, `exec`, `ps`, `pause`). Such a command
+/// is the runtime's when a runtime option comes before it, when `run`/`create` name a
+/// bundle (`--bundle`, `-b`, or a `config.json` in the current directory, as runc reads
+/// it), or when one of its arguments is a container under the runtime's default root;
+/// otherwise it is the engine's (`berth run busybox`, `berth ps`, `berth exec web ps`).
+fn is_engine_command(args: &[String]) -> bool {
+    let root = std::path::Path::new(DEFAULT_ROOT);
+    routes_to_engine(args, std::path::Path::new("config.json").exists(), &|id| {
+        !id.contains('/') && root.join(id).is_dir()
+    })
+}
+
+/// [`is_engine_command`] given what it looks at on the host: whether the current
+/// directory holds a `config.json`, and whether a name is a container under the runtime's
+/// default root.
+fn routes_to_engine(
+    args: &[String],
+    bundle_here: bool,
+    runtime_has: &dyn Fn(&str) -> bool,
+) -> bool {
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        let flag = arg.split('=').next().unwrap_or(arg);
+        if ENGINE_GLOBALS.contains(&flag) {
+            return true;
+        }
+        if RUNTIME_GLOBAL_FLAGS.contains(&flag) || RUNTIME_GLOBALS_WITH_VALUE.contains(&flag) {
+            return false;
+        }
+        if arg.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        let rest = &args[i + 1..];
+        return match arg.as_str() {
+            a if ENGINE_COMMANDS.contains(&a) => true,
+            "run" | "create" => {
+                let bundle = rest
+                    .iter()
+                    .any(|r| r == "--bundle" || r.starts_with("--bundle=") || r.starts_with("-b"));
+                !(bundle || bundle_here)
+            }
+            "start" | "kill" | "exec" | "ps" | "pause" => !rest
+                .iter()
+                .any(|r| !r.starts_with('-') && !r.is_empty() && runtime_has(r)),
+            _ => false,
+        };
+    }
+    false
+}
+
+/// The runtime's default state root.
+const DEFAULT_ROOT: &str = "/run/berth";
+
+/// Executes `berth-engine` (beside this binary) with the same arguments.
+fn exec_engine(raw: &[std::ffi::OsString], args: &[String]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let engine = match std::env::current_exe() {
+        Ok(me) => me.with_file_name("berth-engine"),
+        Err(err) => {
+            eprintln!("berth: cannot find its own binary: {err}");
+            return ExitCode::from(125);
+        }
+    };
+    let err = std::process::Command::new(&engine)
+        .arg0("berth")
+        .args(raw)
+        .exec();
+    eprintln!(
+        "berth: {:?} is an engine command, and the engine {} cannot run: {err}",
+        args.iter()
+            .find(|a| !a.starts_with('-'))
+            .map_or("", |a| a.as_str()),
+        engine.display()
+    );
+    ExitCode::from(125)
+}
+
 fn main() -> ExitCode {
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let args: Vec<String> = raw
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if is_engine_command(&args) {
+        return exec_engine(&raw, &args);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -446,5 +573,68 @@ fn main() -> ExitCode {
             eprintln!("berth: {line}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::routes_to_engine;
+
+    fn engine(line: &str, bundle_here: bool) -> bool {
+        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        routes_to_engine(&args, bundle_here, &|id| id == "rt1")
+    }
+
+    #[test]
+    fn engine_commands_go_to_the_engine() {
+        for line in [
+            "run busybox echo hi",
+            "run -d --name web busybox",
+            "run --rm -it busybox sh",
+            "create busybox",
+            "ps",
+            "ps -a",
+            "logs web",
+            "exec web ps",
+            "kill -s TERM web",
+            "start web",
+            "pause web",
+            "images",
+            "import x.tar busybox",
+            "rm -f web",
+            "--data-root /d run busybox",
+            "--data-root=/d ps",
+        ] {
+            assert!(engine(line, false), "{line}");
+        }
+    }
+
+    #[test]
+    fn runtime_commands_stay_in_the_runtime() {
+        for line in [
+            "",
+            "--version",
+            "spec",
+            "state x",
+            "delete --force x",
+            "list",
+            "--root /r run c1",
+            "--root=/r ps c1",
+            "--log /l --log-format json create --bundle /b c1",
+            "run --bundle /b c1",
+            "run -b /b c1",
+            "create --bundle=/b c1",
+            "start rt1",
+            "kill rt1 KILL",
+            "exec -t rt1 sh",
+            "ps rt1",
+            "pause rt1",
+            "features",
+            "resume rt1",
+        ] {
+            assert!(!engine(line, false), "{line}");
+        }
+        // runc reads ./config.json when no bundle is named.
+        assert!(!engine("run c1", true));
     }
 }

@@ -15,6 +15,7 @@ pub mod features;
 pub mod fuzz;
 pub mod host;
 pub mod image;
+pub mod jsonlog;
 pub mod mountopt;
 pub mod plan;
 pub mod planner;

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::StoreError;
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,6 +46,24 @@ CREATE VIEW layer_users AS
     GROUP BY layers.diff_id;
 ";
 
+/// Version 2 adds the engine's containers (a store at version 1 is migrated in place).
+const SCHEMA_V2: &str = "
+CREATE TABLE containers (
+    id        TEXT PRIMARY KEY,
+    name      TEXT NOT NULL UNIQUE,
+    image_id  TEXT NOT NULL,
+    image_ref TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    state     TEXT NOT NULL,
+    pid       INTEGER,
+    exit_code INTEGER,
+    started   INTEGER,
+    finished  INTEGER,
+    settings  TEXT NOT NULL
+);
+CREATE INDEX containers_by_image ON containers(image_id);
+";
+
 /// Maps a rusqlite error to the store's, naming what was being done.
 pub(super) fn err(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Db { what, source }
@@ -74,8 +92,12 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err("reading the schema version"))?;
     match version {
-        0 => {
-            tx.execute_batch(SCHEMA)
+        0 | 1 => {
+            if version == 0 {
+                tx.execute_batch(SCHEMA)
+                    .map_err(err("creating the schema"))?;
+            }
+            tx.execute_batch(SCHEMA_V2)
                 .map_err(err("creating the schema"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("creating the schema"))?;

@@ -8,8 +8,11 @@
 //! - `layers/<diff id hex>/diff`: each layer unpacked once by [`unpack_layer`] into a
 //!   temporary directory that is renamed into place whole, so a crash never leaves half a
 //!   layer under its final name;
-//! - `berth.db`: SQLite (WAL, foreign keys on, `user_version` 1) with tables `images`,
-//!   `layers`, `image_layers` (bottom first), `tags`, and the view `layer_users`;
+//! - `manifests/<image id hex>`: the OCI manifest an image was loaded with, if any, so
+//!   [`Store::save`] writes it back (an optional copy: no row names it);
+//! - `berth.db`: SQLite (WAL, foreign keys on, `user_version` 2) with tables `images`,
+//!   `layers`, `image_layers` (bottom first), `tags`, `containers` (the engine's, see
+//!   [`containers`]), and the view `layer_users`;
 //! - `lock`: a file `flock`ed around every change that unpacks, places or deletes layers,
 //!   so two `berth import`s of the same layer at once unpack it once and both succeed.
 //!
@@ -18,7 +21,14 @@
 //! crash leaves at worst unreferenced `.tmp-*` entries, removed by the next [`Store::open`]
 //! that finds the store idle.
 
+pub mod containers;
 mod db;
+mod images;
+mod load;
+mod save;
+pub mod tarindex;
+
+pub use load::{ArchiveError, LoadSummary, SourceError};
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -200,6 +210,34 @@ pub enum StoreError {
         /// How many containers use it.
         users: usize,
     },
+    /// A container name another container has.
+    #[error("container name {name:?} is already in use by container {id}")]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// The container that has it.
+        id: String,
+    },
+    /// A container name that is not `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+    #[error("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName {
+        /// The name.
+        name: String,
+    },
+    /// No container by that name, id or id prefix.
+    #[error("no such container: {name}")]
+    UnknownContainer {
+        /// The name asked for.
+        name: String,
+    },
+    /// A container id prefix that more than one container has.
+    #[error("container id prefix {prefix:?} is ambiguous: {}", candidates.join(", "))]
+    AmbiguousContainer {
+        /// The prefix asked for.
+        prefix: String,
+        /// The ids that start with it.
+        candidates: Vec<String>,
+    },
     /// The image has several tags and removal by id was not forced.
     #[error("image {id} has several tags ({}); untag them or use force", tags.join(", "))]
     ManyTags {
@@ -208,6 +246,18 @@ pub enum StoreError {
         /// Its tags.
         tags: Vec<String>,
     },
+    /// An archive or layout that could not be loaded (the source names the file at fault).
+    #[error("loading {path:?}")]
+    Archive {
+        /// The archive or layout.
+        path: PathBuf,
+        /// What is wrong with it (boxed: large, and rare).
+        #[source]
+        source: Box<ArchiveError>,
+    },
+    /// Writing a saved archive to its output failed.
+    #[error("writing the image archive failed")]
+    Output(#[source] io::Error),
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
@@ -778,6 +828,7 @@ impl Store {
         // The rows are gone: now the files. A crash here leaves only unreferenced files.
         let remove = |path: PathBuf| remove_tree(&path).map_err(io_err("remove", &path));
         remove(self.blob_path(&id.0))?;
+        remove(self.manifest_path(id))?;
         let mut deleted_layers = Vec::new();
         for (diff_id, blob) in orphans {
             // Renamed first, so the final name never holds half a layer.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::e2e_linux_support::{Rootfs, alive, mount_points_under, wait_until};
 
-/// The `berth` binary of this build, built first if needed (as `e2e_cli.rs` finds it).
+/// The `berth` binary of this build, built first if needed with `berth-engine` beside it.
 pub(crate) fn berth_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -23,7 +23,7 @@ pub(crate) fn berth_bin() -> &'static Path {
         let target_dir = profile_dir.parent().unwrap();
         let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
         cargo
-            .args(["build", "--quiet", "-p", "berth", "--bin", "berth"])
+            .args(["build", "--quiet", "-p", "berth", "--bins"])
             .arg("--target-dir")
             .arg(target_dir)
             .current_dir(env!("CARGO_MANIFEST_DIR"));
