@@ -47,6 +47,11 @@ fn main() {
             "dry_run_shows_the_three_parts",
             dry_run_shows_the_three_parts,
         ),
+        (
+            "logs_follow_tail_timestamps_attach",
+            logs_follow_tail_timestamps_attach,
+        ),
+        ("rmi_refuses_an_image_in_use", rmi_refuses_an_image_in_use),
     ]);
 }
 
@@ -530,4 +535,56 @@ fn dry_run_shows_the_three_parts() {
     // Nothing was made: no container, no directory, no mount.
     assert!(e.ids().is_empty());
     assert_eq!(e.leftovers(&[]), Vec::<String>::new());
+}
+
+fn logs_follow_tail_timestamps_attach() {
+    let e = Engine::new();
+    let script = "for i in 1 2 3 4 5 6; do echo n$i; sleep 0.3; done; exit 4";
+    ok(&e.run(&["run", "-d", "--name", "f", "busybox", "sh", "-c", script]));
+    // attach follows from now until the exit, and exits with the container's code.
+    let attach = e
+        .command(&["attach", "f"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // logs -f from the start follows to the end too.
+    let follow = e.run(&["logs", "-f", "f"]);
+    assert_eq!(text(&ok(&follow)), "n1\nn2\nn3\nn4\nn5\nn6\n");
+    let attached = attach.wait_with_output().unwrap();
+    assert_eq!(attached.status.code(), Some(4), "{attached:?}");
+    let seen = text(&attached.stdout);
+    assert!(seen.ends_with("n6\n"), "{seen}");
+    let tail = e.run(&["logs", "--tail", "2", "f"]);
+    assert_eq!(text(&ok(&tail)), "n5\nn6\n");
+    let stamped = text(&ok(&e.run(&["logs", "-t", "--tail", "1", "f"])));
+    let (time, line) = stamped.split_once(' ').unwrap();
+    assert_eq!(line, "n6\n");
+    assert!(time.ends_with('Z') && time.len() == 30, "{stamped}");
+    ok(&e.run(&["rm", "f"]));
+    assert_eq!(e.leftovers(&[]), Vec::<String>::new());
+}
+
+fn rmi_refuses_an_image_in_use() {
+    let e = Engine::new();
+    ok(&e.run(&["create", "--name", "user", "busybox", "true"]));
+    let err = fails(&e.run(&["rmi", "busybox"]));
+    assert!(err.contains("in use by 1 container"), "{err}");
+    // -f only untags it: the container keeps its layers.
+    let out = ok(&e.run(&["rmi", "-f", "busybox"]));
+    assert_eq!(text(&out), "Untagged: busybox:latest\n");
+    assert_eq!(text(&ok(&e.run(&["images", "-q"]))).lines().count(), 1);
+    ok(&e.run(&["start", "user"]));
+    assert_eq!(text(&ok(&e.run(&["wait", "user"]))), "0\n");
+    ok(&e.run(&["rm", "user"]));
+    // Unused and untagged now: prune removes it and its layer.
+    let out = text(&ok(&e.run(&["image", "prune"])));
+    assert!(
+        out.starts_with("Deleted Images:\ndeleted: sha256:"),
+        "{out}"
+    );
+    assert_eq!(text(&ok(&e.run(&["images", "-q"]))), "");
+    assert_eq!(
+        std::fs::read_dir(e.data().join("layers")).unwrap().count(),
+        0
+    );
 }

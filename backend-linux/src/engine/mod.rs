@@ -18,6 +18,7 @@
 //! row goes last, so whatever a crash leaves is found from the rows and [`Engine::remove`]
 //! (`berth rm -f`) cleans it: runtime state, mount, directories, row.
 
+pub mod cp;
 pub mod monitor;
 
 use std::fs;

@@ -243,6 +243,14 @@ pub(crate) struct ExecArgs {
     command: Vec<String>,
 }
 
+/// Arguments of `attach`.
+#[derive(Debug, Args)]
+pub(crate) struct AttachArgs {
+    /// The container.
+    #[arg(value_name = "CONTAINER")]
+    container: String,
+}
+
 /// Arguments of `inspect`.
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
@@ -691,6 +699,35 @@ pub(crate) fn logs(g: &Global, args: &LogsArgs) -> anyhow::Result<()> {
                 })
     };
     follow_log(&log, tail, args.timestamps, &stop)
+}
+
+/// `berth attach`: the running container's output from now on, until it exits; exits
+/// with its exit code. Its stdin is the one it was started with (`run -i`): berth does
+/// not forward a new one.
+pub(crate) fn attach(g: &Global, args: &AttachArgs) -> anyhow::Result<i32> {
+    let c = lookup(g, &args.container)?;
+    if !matches!(
+        g.engine.observed_state(&c),
+        ContainerState::Running | ContainerState::Paused
+    ) {
+        bail!(
+            "container {} is not running: you cannot attach to a stopped container",
+            c.name
+        );
+    }
+    let log = g.engine.container_dir(&c.id).join(LOG_FILE);
+    let engine = &g.engine;
+    let id = c.id.clone();
+    let stop = || {
+        engine
+            .store()
+            .ok()
+            .and_then(|s| s.container(&id).ok())
+            .is_none_or(|c| !matches!(c.state, ContainerState::Running | ContainerState::Paused))
+    };
+    follow_log(&log, Some(0), false, &stop)?;
+    let after = engine.wait_exit(&c.id, None).map_err(engine_error)?;
+    Ok(after.and_then(|c| c.exit_code).unwrap_or(0))
 }
 
 /// `berth exec`: the runtime's `exec` in the container; its exit code.

@@ -234,33 +234,35 @@ fn remove_one(
     force: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let id = match target(store, name).map_err(store_error)? {
-        Target::Tag(reference, id) => {
-            store.untag(&reference).map_err(store_error)?;
-            writeln!(out, "Untagged: {}", reference.familiar())?;
-            let tagged = store
-                .images()
-                .map_err(store_error)?
-                .iter()
-                .any(|image| image.id == id && !image.tags.is_empty());
-            if tagged {
-                return Ok(());
-            }
-            id
-        }
-        Target::Id(id) => id,
+    let target = target(store, name).map_err(store_error)?;
+    let id = match &target {
+        Target::Tag(_, id) | Target::Id(id) => *id,
     };
     let users = store.container_users(&id).map_err(store_error)?;
-    if users > 0 && force {
+    let tags: Vec<Reference> = store
+        .images()
+        .map_err(store_error)?
+        .into_iter()
+        .find(|image| image.id == id)
+        .map(|image| image.tags)
+        .unwrap_or_default();
+    if let Target::Tag(reference, _) = &target
+        && (tags.len() > 1 || users > 0 && force)
+    {
+        // Another tag keeps the image; or containers use it and -f only untags (docker).
+        store.untag(reference).map_err(store_error)?;
+        writeln!(out, "Untagged: {}", reference.familiar())?;
+        return Ok(());
+    }
+    if users > 0 {
+        if !force {
+            return Err(store_error(StoreError::ImageInUse { id, users }));
+        }
         // As docker: a forced removal of an image containers use only untags it; its
-        // layers stay while they are mounted.
-        for image in store.images().map_err(store_error)? {
-            if image.id == id {
-                for reference in &image.tags {
-                    store.untag(reference).map_err(store_error)?;
-                    writeln!(out, "Untagged: {}", reference.familiar())?;
-                }
-            }
+        // layers stay while containers use them.
+        for reference in &tags {
+            store.untag(reference).map_err(store_error)?;
+            writeln!(out, "Untagged: {}", reference.familiar())?;
         }
         return Ok(());
     }

@@ -13,7 +13,9 @@
 #![forbid(unsafe_code)]
 
 mod container;
+mod cp;
 mod image;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +68,8 @@ enum Command {
     Ps(container::PsArgs),
     /// Print a container's logs.
     Logs(container::LogsArgs),
+    /// Follow a running container's output until it exits.
+    Attach(container::AttachArgs),
     /// Run a command in a running container.
     Exec(container::ExecArgs),
     /// Stop containers: the stop signal, then SIGKILL after a timeout.
@@ -86,6 +90,10 @@ enum Command {
     Inspect(container::InspectArgs),
     /// Rename a container.
     Rename(container::RenameArgs),
+    /// Show containers' CPU, memory and pids usage (every second until interrupted).
+    Stats(stats::StatsArgs),
+    /// Copy files and directories between a container and the host.
+    Cp(cp::CpArgs),
     /// Container commands (`container prune`, `container ls`).
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -150,6 +158,7 @@ fn main() -> ExitCode {
         Command::Start(args) => container::start(&global, &args),
         Command::Ps(args) => container::ps(&global, &args).map(|()| 0),
         Command::Logs(args) => container::logs(&global, &args).map(|()| 0),
+        Command::Attach(args) => container::attach(&global, &args),
         Command::Exec(args) => container::exec(&global, &args),
         Command::Stop(args) => container::stop(&global, &args, false).map(|()| 0),
         Command::Restart(args) => container::stop(&global, &args, true).map(|()| 0),
@@ -160,6 +169,8 @@ fn main() -> ExitCode {
         Command::Unpause(args) => container::pause(&global, &args, false).map(|()| 0),
         Command::Inspect(args) => container::inspect(&global, &args).map(|()| 0),
         Command::Rename(args) => container::rename(&global, &args).map(|()| 0),
+        Command::Stats(args) => stats::stats(&global, &args).map(|()| 0),
+        Command::Cp(args) => cp::cp(&global, &args).map(|()| 0),
         Command::Container(cmd) => container::container_command(&global, cmd).map(|()| 0),
         Command::Monitor(args) => Ok(i32::from(berth_backend_linux::engine::monitor::run(
             &global.engine,
