@@ -47,7 +47,7 @@ if ((${#need[@]})); then
 fi
 
 say "building berth (release)"
-cargo build --release --locked -q -p berth
+cargo build --release --locked -q -p berth --bins
 berth=$repo/target/release/berth
 runc=$(command -v runc)
 crun=$(command -v crun)
@@ -59,6 +59,12 @@ runroot=$work/run
 moved_controllers=()
 cleanup() {
     set +e
+    # The engine's containers and network (scenario e), before the state roots go.
+    if [[ -d $work/engine-data ]]; then
+        local e=("$berth" --data-root "$work/engine-data" --exec-root "$runroot/engine")
+        for id in $("${e[@]}" ps -a -q --no-trunc 2>/dev/null); do "${e[@]}" rm -f "$id" >/dev/null 2>&1; done
+        "${e[@]}" network rm benchnet >/dev/null 2>&1
+    fi
     for rt in berth runc crun; do
         local bin=${!rt} root=$runroot/$rt
         [[ -d $root ]] || continue
@@ -190,6 +196,16 @@ hf exec \
     -n runc "$runc --root $runroot/runc exec ex /bin/true" \
     -n crun "$crun --root $runroot/crun exec ex /bin/true"
 
+say "(e) the engine: network setup per container (create + rm, without and with a network)"
+engine=("$berth" --data-root "$work/engine-data" --exec-root "$runroot/engine")
+tar -C "$bundle/rootfs" -cf "$work/busybox.tar" .
+"${engine[@]}" import "$work/busybox.tar" benchbox >/dev/null
+"${engine[@]}" network create --subnet 10.250.0.0/24 benchnet >/dev/null
+engine_cmd="${engine[*]}"
+hf netsetup \
+    -n none "id=\$($engine_cmd create --network none benchbox true) && $engine_cmd rm \$id >/dev/null" \
+    -n bridge "id=\$($engine_cmd create --network benchnet benchbox true) && $engine_cmd rm \$id >/dev/null"
+
 say "the floor: unshare of the same namespaces, then /bin/true"
 hf floor -n unshare "unshare --pid --fork --mount --uts --ipc --net /bin/true"
 
@@ -245,6 +261,18 @@ size() { stat -c %s "$1"; }
     done
     echo
     echo "The floor, \`unshare --pid --fork --mount --uts --ipc --net /bin/true\`: $(median floor 0) ms."
+    echo
+    echo "## Network setup per container (engine)"
+    echo
+    echo "\`berth create IMAGE\` then \`berth rm\` (the engine's bookkeeping, bundle and"
+    echo "directories), without a network and on a bridge network; the difference is making"
+    echo "the sandbox and the endpoint up (netns, veth, address, routes) and tearing them down."
+    echo
+    echo "| | median (ms) |"
+    echo "|---|---:|"
+    echo "| \`--network none\` | $(median netsetup 0) |"
+    echo "| \`--network benchnet\` (bridge) | $(median netsetup 1) |"
+    echo "| network setup and teardown | $(awk -v a="$(median netsetup 1)" -v b="$(median netsetup 0)" 'BEGIN { printf "%.2f", a - b }') |"
     echo
     echo "## Peak RSS and size"
     echo

@@ -23,6 +23,7 @@ mod files;
 mod fs;
 mod model;
 mod net;
+mod netfw;
 mod path;
 mod process;
 mod world;
@@ -549,6 +550,16 @@ impl FakeHost {
             }
             Bound::Made(Made::Cgroups { shown, .. }) => Binding::Made(shown.clone()),
             Bound::Made(Made::Controllers(c)) => Binding::Made(c.clone()),
+            Bound::Made(Made::Sysctl(old)) => Binding::Made(
+                old.iter()
+                    .map(|v| v.clone().unwrap_or_else(|| "(default)".to_owned()))
+                    .collect(),
+            ),
+            Bound::Made(Made::FwTable(made)) => Binding::Made(
+                made.then(|| "table inet berth".to_owned())
+                    .into_iter()
+                    .collect(),
+            ),
         })
     }
 
@@ -820,6 +831,11 @@ fn apply_step(w: &mut World, plan: &Plan, step: &Step) -> Result<(), FakeError> 
                     name,
                     holds: "enabled controllers (undo them with cgroup-disable)",
                 }),
+                Made::Sysctl(_) | Made::FwTable(_) => Err(FakeError::MadeKind {
+                    op: "remove-made",
+                    name,
+                    holds: "a sysctl value or a firewall table, not made paths",
+                }),
             }
         }
         Op::Symlink { target, link } => w.symlink(actor, target, link),
@@ -967,11 +983,13 @@ fn apply_step(w: &mut World, plan: &Plan, step: &Step) -> Result<(), FakeError> 
             let name = plan.name_of(AnyRef::Made(*made)).to_owned();
             match w.made_of(plan, *made)? {
                 Made::Controllers(c) => w.cgroup_disable(actor, cgroup, &c),
-                Made::Nodes(_) | Made::Cgroups { .. } => Err(FakeError::MadeKind {
-                    op: "cgroup-disable",
-                    name,
-                    holds: "made paths, not enabled controllers",
-                }),
+                Made::Nodes(_) | Made::Cgroups { .. } | Made::Sysctl(_) | Made::FwTable(_) => {
+                    Err(FakeError::MadeKind {
+                        op: "cgroup-disable",
+                        name,
+                        holds: "made paths, not enabled controllers",
+                    })
+                }
             }
         }
         Op::CgroupWrite {
@@ -1032,6 +1050,28 @@ fn apply_step(w: &mut World, plan: &Plan, step: &Step) -> Result<(), FakeError> 
             let dev = dev.map(|d| w.if_of(plan, d)).transpose()?;
             w.route(plan, actor, netns, dst, *gateway, dev, false)
         }
+        Op::NetnsCreate { path } => w.netns_create(actor, path),
+        Op::NetnsRemove { path } => w.netns_remove(actor, path),
+        Op::SysctlSet { path, value, made } => {
+            let m = w.sysctl_set(actor, path, value)?;
+            w.bind(AnyRef::Made(*made), Bound::Made(m));
+            Ok(())
+        }
+        Op::SysctlRestore { path, made } => {
+            let old = netfw::sysctl_made(w, plan, *made)?;
+            w.sysctl_restore(actor, path, old)
+        }
+        Op::FwTableEnsure { made } => {
+            let m = w.fw_table_ensure(actor)?;
+            w.bind(AnyRef::Made(*made), Bound::Made(m));
+            Ok(())
+        }
+        Op::FwTableDelete { made } => {
+            let m = netfw::table_made(w, plan, *made)?;
+            w.fw_table_delete(actor, m)
+        }
+        Op::FwRuleAdd { chain, rule, tag } => w.fw_rule_add(actor, *chain, rule, tag),
+        Op::FwRuleDel { chain, tag } => w.fw_rule_del(actor, *chain, tag),
     }
 }
 
@@ -1117,6 +1157,7 @@ fn may_orphan(op: &Op) -> bool {
             | Op::Unlink { .. }
             | Op::StateRemove { .. }
             | Op::LinkDel { .. }
+            | Op::NetnsRemove { .. }
     )
 }
 

@@ -308,6 +308,8 @@ pub(crate) struct Model {
     pub(crate) fs: BTreeMap<Id, Arc<Fs>>,
     pub(crate) ns: BTreeMap<Id, Arc<Ns>>,
     pub(crate) procs: BTreeMap<u32, Proc>,
+    /// berth's nftables table, by network namespace.
+    pub(crate) fw: BTreeMap<Id, crate::netfw::FwTable>,
 }
 
 impl Model {
@@ -448,6 +450,9 @@ impl fmt::Display for HostState {
         }
         for (pid, p) in &m.procs {
             writeln!(f, "proc {pid} {p:?}")?;
+        }
+        for line in crate::netfw::fw_text(&m.fw) {
+            writeln!(f, "{line}")?;
         }
         Ok(())
     }

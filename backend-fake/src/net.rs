@@ -211,6 +211,13 @@ impl World {
                 l.master = None;
             }
         }
+        // Its `net.*.conf.NAME.*` sysctls go with it.
+        if let Some(NsData::Net { sysctl, .. }) = self.m.ns_mut(ns).map(|n| &mut n.data) {
+            sysctl.retain(|k, _| {
+                let c: Vec<&str> = k.splitn(5, '.').collect();
+                !(c.get(2) == Some(&"conf") && c.get(3) == Some(&link.name.as_str()))
+            });
+        }
         Some(link)
     }
 

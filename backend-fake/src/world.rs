@@ -92,6 +92,11 @@ pub(crate) enum Made {
     },
     /// Controllers newly enabled in a `cgroup.subtree_control`.
     Controllers(Vec<String>),
+    /// What a `sysctl-set` replaced: `None` when it changed nothing, else the old value
+    /// (`None`: the key had its default).
+    Sysctl(Option<Option<String>>),
+    /// Whether a `fw ensure-table` made the table.
+    FwTable(bool),
 }
 
 /// The value a handle is bound to.
@@ -501,6 +506,7 @@ impl World {
             }
         }
         self.m.ns.retain(|id, _| live_ns.contains(id));
+        self.m.fw.retain(|id, _| live_ns.contains(id));
         self.m.fs.retain(|id, _| live_fs.contains(id));
         // A veth pair dies with either end's namespace.
         let live: BTreeSet<Id> = self.m.ns.keys().copied().collect();

@@ -5,9 +5,9 @@
 //! [`LinuxBackend`] carries a plan out (see [`backend`] for the runtime/init protocol);
 //! every `unsafe` block lives in one private module, `sys`.
 //!
-//! Not implemented yet, each a clear [`LinuxError::NotImplemented`]: netlink ops
-//! (networking is a later issue) and the seccomp `notify` action. cgroup v2 device
-//! filtering is an eBPF program ([`bpf`]).
+//! Not implemented here, each a clear [`LinuxError::NotImplemented`]: netlink ops (the
+//! engine carries them out with [`net::NetBackend`], which the runtime does not link) and
+//! the seccomp `notify` action. cgroup v2 device filtering is an eBPF program ([`bpf`]).
 
 #![warn(missing_docs)]
 
@@ -25,6 +25,7 @@ mod init;
 /// Container logs in docker's json-file format: the monitor's writer, `berth logs`' reader.
 pub mod jsonlog;
 pub mod layer;
+pub mod net;
 mod ns;
 mod ops;
 mod process;

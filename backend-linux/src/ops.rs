@@ -25,7 +25,7 @@ impl LinuxBackend {
         };
         let netlink = || LinuxError::NotImplemented {
             step: text.to_owned(),
-            what: "netlink (networking, a later issue)",
+            what: "a network op in the runtime (the engine carries network plans out with net::NetBackend)",
         };
         let pivoted = self.pivoted.clone();
         let pivoted = pivoted.as_ref();
@@ -330,7 +330,15 @@ impl LinuxBackend {
             | Op::AddrAdd { .. }
             | Op::AddrDel { .. }
             | Op::RouteAdd { .. }
-            | Op::RouteDel { .. } => Err(netlink()),
+            | Op::RouteDel { .. }
+            | Op::NetnsCreate { .. }
+            | Op::NetnsRemove { .. }
+            | Op::SysctlSet { .. }
+            | Op::SysctlRestore { .. }
+            | Op::FwTableEnsure { .. }
+            | Op::FwTableDelete { .. }
+            | Op::FwRuleAdd { .. }
+            | Op::FwRuleDel { .. } => Err(netlink()),
         }
     }
 }

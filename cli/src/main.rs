@@ -376,7 +376,7 @@ const RUNTIME_GLOBAL_FLAGS: [&str; 6] = [
 /// The engine's options (`berth-engine`), all with a value.
 const ENGINE_GLOBALS: [&str; 2] = ["--data-root", "--exec-root"];
 /// Commands only the engine has.
-const ENGINE_COMMANDS: [&str; 21] = [
+const ENGINE_COMMANDS: [&str; 22] = [
     "import",
     "load",
     "save",
@@ -396,6 +396,7 @@ const ENGINE_COMMANDS: [&str; 21] = [
     "cp",
     "rename",
     "container",
+    "network",
     "unpause",
     "monitor",
 ];
@@ -439,18 +440,100 @@ fn routes_to_engine(
         let rest = &args[i + 1..];
         return match arg.as_str() {
             a if ENGINE_COMMANDS.contains(&a) => true,
-            "run" | "create" => {
-                let bundle = rest
-                    .iter()
-                    .any(|r| r == "--bundle" || r.starts_with("--bundle=") || r.starts_with("-b"));
-                !(bundle || bundle_here)
-            }
+            "run" | "create" => !bundle_here && engine_run_flags_only(rest),
             "start" | "kill" | "exec" | "ps" | "pause" => !rest
                 .iter()
                 .any(|r| !r.starts_with('-') && !r.is_empty() && runtime_has(r)),
             _ => false,
         };
     }
+    false
+}
+
+/// Flags of the engine's `run`/`create` that take a value.
+const ENGINE_RUN_VALUE_FLAGS: [&str; 29] = [
+    "--name",
+    "-e",
+    "--env",
+    "--env-file",
+    "-v",
+    "--volume",
+    "--tmpfs",
+    "-w",
+    "--workdir",
+    "-u",
+    "--user",
+    "--hostname",
+    "--entrypoint",
+    "-m",
+    "--memory",
+    "--cpus",
+    "--pids-limit",
+    "--cap-add",
+    "--cap-drop",
+    "--network",
+    "--ip",
+    "--network-alias",
+    "-p",
+    "--publish",
+    "--add-host",
+    "--log-opt",
+    "--data-root",
+    "--exec-root",
+    "--log-driver",
+];
+/// Flags of the engine's `run`/`create` without a value (`-dit` style bundles are split).
+const ENGINE_RUN_BOOL_FLAGS: [&str; 12] = [
+    "-d",
+    "--detach",
+    "-i",
+    "--interactive",
+    "-t",
+    "--tty",
+    "--rm",
+    "--read-only",
+    "--privileged",
+    "--dry-run",
+    "-h",
+    "--help",
+];
+
+/// Whether the flags before the first operand of `run`/`create` are all the engine's
+/// (`run -d --name web busybox ...`): any other flag (`--bundle`, `--pid-file`,
+/// `--console-socket`, `--dry-run=json`, or one neither knows) makes it the runtime's.
+fn engine_run_flags_only(rest: &[String]) -> bool {
+    let mut i = 0;
+    while let Some(arg) = rest.get(i) {
+        if !arg.starts_with('-') || arg == "-" {
+            return true;
+        }
+        if arg == "--" {
+            return true;
+        }
+        let (flag, has_value) = match arg.split_once('=') {
+            Some((f, _)) => (f, true),
+            None => (arg.as_str(), false),
+        };
+        if ENGINE_RUN_VALUE_FLAGS.contains(&flag) {
+            i += if has_value { 1 } else { 2 };
+            continue;
+        }
+        if !has_value && ENGINE_RUN_BOOL_FLAGS.contains(&flag) {
+            i += 1;
+            continue;
+        }
+        // Short flags bundled (`-dit`, `-it`).
+        if !flag.starts_with("--")
+            && !has_value
+            && flag.len() > 2
+            && flag[1..].chars().all(|c| matches!(c, 'd' | 'i' | 't'))
+        {
+            i += 1;
+            continue;
+        }
+        return false;
+    }
+    // No operand: `berth run` alone is a usage error either way; runc's wording.
     false
 }
 
@@ -602,6 +685,9 @@ mod tests {
             "images",
             "import x.tar busybox",
             "rm -f web",
+            "network create web",
+            "run -dit --name w -p 8080:80 --network web busybox sh",
+            "run --rm -e A=1 --env=B=2 busybox env",
             "--data-root /d run busybox",
             "--data-root=/d ps",
         ] {
@@ -631,6 +717,11 @@ mod tests {
             "pause rt1",
             "features",
             "resume rt1",
+            "create --no-such-flag c1",
+            "create --root /tmp/x --dry-run c1",
+            "create --dry-run=yaml c1",
+            "run --pid-file /p c1",
+            "run -d --console-socket /s c1",
         ] {
             assert!(!engine(line, false), "{line}");
         }

@@ -17,6 +17,7 @@ pub mod host;
 pub mod image;
 pub mod jsonlog;
 pub mod mountopt;
+pub mod network;
 pub mod plan;
 pub mod planner;
 pub mod runconfig;

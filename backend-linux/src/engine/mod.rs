@@ -20,6 +20,7 @@
 
 pub mod cp;
 pub mod monitor;
+pub mod network;
 
 use std::fs;
 use std::io::{self, Read};
@@ -29,11 +30,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_core::config::{CreateOptions, CreateRequest};
 use berth_core::image::Digest;
+use berth_core::network::{HostsEntry, PortMapping};
 use berth_core::plan::{HostPath, PlanBuilder};
 use berth_core::planner::image_mount::plan_rootfs;
 use berth_core::runconfig::{RunConfigError, RunOptions, build_run_config};
 use berth_core::user::{ResolvedUser, UserError, parse_group, parse_passwd, resolve_user};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 use crate::store::containers::{ContainerRecord, ContainerState, StateChange, valid_name};
 use crate::store::{ImageId, Store, StoreError};
@@ -158,6 +161,15 @@ pub struct Settings {
     pub layers: Vec<PathBuf>,
     /// Rotate the log at this size (bytes).
     pub log_max_size: Option<u64>,
+    /// The bridge networks it joined (names), in order.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// `-p`: its published ports.
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    /// `--add-host`: lines of its `/etc/hosts`.
+    #[serde(default)]
+    pub extra_hosts: Vec<HostsEntry>,
     /// Keep this many log files.
     pub log_max_files: u32,
 }
@@ -179,6 +191,16 @@ pub struct NewContainer {
     pub log_max_files: u32,
     /// With `-t`: the pty's first size (rows, columns), the user's terminal's.
     pub console_size: Option<(u16, u16)>,
+    /// `--network NAME` of a bridge network (`none` and `host` are in the options).
+    pub network: Option<String>,
+    /// `--ip`.
+    pub ip: Option<IpAddr>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `-p`.
+    pub ports: Vec<PortMapping>,
+    /// `--add-host`.
+    pub extra_hosts: Vec<HostsEntry>,
 }
 
 /// A container's config and settings, before anything of it exists.
@@ -211,7 +233,7 @@ pub fn now_secs() -> u64 {
 }
 
 /// A new container id: 32 random bytes as 64 hex digits.
-fn new_id() -> Result<String, EngineError> {
+pub(crate) fn new_id() -> Result<String, EngineError> {
     let path = Path::new("/dev/urandom");
     let mut bytes = [0u8; 32];
     fs::File::open(path)
@@ -355,19 +377,95 @@ impl Engine {
                 }
             }
         }
-        let result = self.write_bundle(&id, &config);
+        drop(store);
+        let result = self.setup(&record, req, config);
         if let Err(err) = result {
-            let _ = self.cleanup(&mut store, &record);
+            if let Ok(mut store) = self.store() {
+                let _ = self.cleanup(&mut store, &record);
+            }
             return Err(err);
         }
         Ok(record)
+    }
+
+    /// Writes the bundle of a recorded container and, for a bridge network, its resolver
+    /// files and its endpoint (which makes its sandbox).
+    fn setup(
+        &self,
+        record: &ContainerRecord,
+        req: &NewContainer,
+        mut config: serde_json::Value,
+    ) -> Result<(), EngineError> {
+        let id = &record.id;
+        let dir = self.container_dir(id);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let network = match &req.network {
+            Some(name) => Some(self.network_for_run(name)?),
+            None => None,
+        };
+        if req.network.is_none() && !req.ports.is_empty() {
+            return Err(EngineError::Plan(
+                "-p needs a bridge network (--network bridge or a network's name)".to_owned(),
+            ));
+        }
+        if let Some((_, net)) = &network {
+            let hostname = config["hostname"].as_str().unwrap_or(&id[..12]).to_owned();
+            self.resolver_files(&dir, &hostname, &req.extra_hosts)?;
+            self.network_config(&mut config, id);
+            self.write_bundle(id, &config)?;
+            self.join(
+                net,
+                &network::Join {
+                    id,
+                    name: &record.name,
+                    hostname: &hostname,
+                    ip: req.ip,
+                    aliases: &req.aliases,
+                    ports: &req.ports,
+                },
+            )?;
+            return Ok(());
+        }
+        self.write_bundle(id, &config)
+    }
+
+    /// Points a config at container `id`'s sandbox (its network namespace file) and
+    /// bind-mounts its resolver files (`hosts`, `resolv.conf`, `hostname` in its
+    /// directory, see [`Engine::resolver_files`]).
+    fn network_config(&self, config: &mut serde_json::Value, id: &str) {
+        let dir = self.container_dir(id);
+        if let Some(list) = config["mounts"].as_array_mut() {
+            for (file, dest) in [
+                ("hosts", "/etc/hosts"),
+                ("resolv.conf", "/etc/resolv.conf"),
+                ("hostname", "/etc/hostname"),
+            ] {
+                list.push(serde_json::json!({
+                    "destination": dest,
+                    "type": "bind",
+                    "source": dir.join(file),
+                    "options": ["rbind", "rprivate"],
+                }));
+            }
+        }
+        let netns = self.netns_path(id);
+        if let Some(namespaces) = config["linux"]["namespaces"].as_array_mut() {
+            for ns in namespaces.iter_mut() {
+                if ns["type"] == "network" {
+                    ns["path"] = serde_json::json!(netns);
+                }
+            }
+        }
     }
 
     /// What `berth run --dry-run` prints: the overlay mount plan, the generated
     /// `config.json`, and the runtime's create plan, changing nothing on the host.
     pub fn dry_run(&self, req: &NewContainer) -> Result<String, EngineError> {
         let store = self.store()?;
-        let p = self.prepare(&store, req)?;
+        let mut p = self.prepare(&store, req)?;
+        if req.network.is_some() {
+            self.network_config(&mut p.config, &p.id);
+        }
         let dir = self.container_dir(&p.id);
         let host = |path: &Path| HostPath::new(path.to_string_lossy().into_owned());
         let layers: Vec<HostPath> = p.settings.layers.iter().map(|l| host(l)).collect();
@@ -403,14 +501,33 @@ impl Engine {
         };
         let create = berth_core::planner::create::plan_create(&request, &facts)
             .map_err(|e| EngineError::Plan(e.to_string()))?;
+        let network = match &req.network {
+            Some(name) => self.network_dry_run(&store, name, &p.id, req)?,
+            None => String::new(),
+        };
         Ok(format!(
+            "{network}{}",
+            self.dry_run_text(&overlay, &dir, &text, &p.id, &create)
+        ))
+    }
+
+    fn dry_run_text(
+        &self,
+        overlay: &berth_core::plan::Plan,
+        dir: &Path,
+        text: &str,
+        id: &str,
+        create: &berth_core::plan::Plan,
+    ) -> String {
+        let p_id = id;
+        format!(
             "# 1. the container's root file system (berth, before the runtime)\n{overlay}\
              # 2. {}/config.json\n{text}\n\
              # 3. the runtime: berth create --bundle {} {}\n{create}",
             dir.display(),
             dir.display(),
-            p.id
-        ))
+            p_id
+        )
     }
 
     /// Resolves the image and turns the request into a config and settings (no change).
@@ -453,6 +570,9 @@ impl Engine {
             layers,
             log_max_size: req.log_max_size,
             log_max_files: req.log_max_files.max(1),
+            networks: req.network.iter().cloned().collect(),
+            ports: req.ports.clone(),
+            extra_hosts: req.extra_hosts.clone(),
         };
         Ok(Prepared {
             id,
@@ -672,6 +792,8 @@ impl Engine {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+        let ports = Self::settings(c).map(|s| s.ports).unwrap_or_default();
+        self.leave_all(&c.id, &ports)?;
         let dir = self.container_dir(&c.id);
         monitor::unmount_rootfs(&dir)?;
         match fs::remove_dir_all(&dir) {

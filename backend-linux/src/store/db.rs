@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::StoreError;
 
 /// The schema version this code writes and reads (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -64,6 +64,26 @@ CREATE TABLE containers (
 CREATE INDEX containers_by_image ON containers(image_id);
 ";
 
+/// Version 3 adds the engine's networks and their endpoints (an endpoint's address is its
+/// IPAM allocation: unique per network).
+const SCHEMA_V3: &str = "
+CREATE TABLE networks (
+    id      TEXT PRIMARY KEY,
+    name    TEXT NOT NULL UNIQUE,
+    created INTEGER NOT NULL,
+    spec    TEXT NOT NULL
+);
+CREATE TABLE endpoints (
+    network_id   TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL,
+    ip           TEXT NOT NULL,
+    spec         TEXT NOT NULL,
+    PRIMARY KEY (network_id, container_id),
+    UNIQUE (network_id, ip)
+);
+CREATE INDEX endpoints_by_container ON endpoints(container_id);
+";
+
 /// Maps a rusqlite error to the store's, naming what was being done.
 pub(super) fn err(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Db { what, source }
@@ -92,12 +112,16 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err("reading the schema version"))?;
     match version {
-        0 | 1 => {
+        0..=2 => {
             if version == 0 {
                 tx.execute_batch(SCHEMA)
                     .map_err(err("creating the schema"))?;
             }
-            tx.execute_batch(SCHEMA_V2)
+            if version <= 1 {
+                tx.execute_batch(SCHEMA_V2)
+                    .map_err(err("creating the schema"))?;
+            }
+            tx.execute_batch(SCHEMA_V3)
                 .map_err(err("creating the schema"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("creating the schema"))?;

@@ -10,7 +10,8 @@
 //! records every image, layer and tag.
 //!
 //! Invariant: a load is all or nothing. On any error every file it put in place is removed
-//! and no row is written, so the store is as it was.
+//! and no row is written, so the store is as it was. `berth pull` goes through the same
+//! path (see `pull.rs`): a registry is one more `Source`, so the same checks hold.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -29,6 +30,7 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::Mode;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
+use super::pull::{RemoteError, RemoteLayout};
 use super::tarindex::{TarIndexError, TarSource};
 use super::{ImageId, Staged, Store, StoreError, db, goarch, io_err, tmp_name};
 use crate::layer::{LayerError, ZstdFrames};
@@ -43,6 +45,82 @@ pub struct LoadSummary {
     pub id: ImageId,
     /// The tags the archive gave it, now pointing at it (none: it was loaded untagged).
     pub tags: Vec<Reference>,
+}
+
+/// What one layer of a load or pull is doing, as [`Progress`] is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerEvent {
+    /// The store has the layer already: nothing of it is read.
+    Exists,
+    /// Reading (downloading) its blob starts; its size, when known.
+    Start {
+        /// The blob's size in bytes.
+        size: Option<u64>,
+    },
+    /// So many more bytes of its blob were read.
+    Read(u64),
+    /// Its blob is read and its digest checked; unpacking starts.
+    Unpacking,
+    /// Unpacked, its diff id checked.
+    Done,
+}
+
+/// Told what each layer of a load or pull does, as it happens (the CLI draws progress
+/// bars from it). A layer is named by its blob's digest, or by its diff id where the
+/// archive does not give the blob's.
+pub trait Progress {
+    /// Layer `layer` reports `event`.
+    fn layer(&mut self, layer: &Digest, event: LayerEvent);
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn layer(&mut self, _layer: &Digest, _event: LayerEvent) {}
+}
+
+/// A reader that tells [`Progress`] how many bytes went through it.
+struct Counting<'a, R> {
+    inner: R,
+    layer: Digest,
+    progress: &'a mut dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.progress.layer(&self.layer, LayerEvent::Read(n as u64));
+        }
+        Ok(n)
+    }
+}
+
+/// Where the images of a load come from, as errors name it.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Origin<'a> {
+    /// An archive or layout on disk.
+    File(&'a Path),
+    /// A remote (`berth pull`), by the reference pulled.
+    Remote(&'a Reference),
+}
+
+impl Origin<'_> {
+    /// `source`, said of this origin.
+    fn err(self, source: ArchiveError) -> StoreError {
+        match self {
+            Origin::File(path) => StoreError::Archive {
+                path: path.to_owned(),
+                source: Box::new(source),
+            },
+            Origin::Remote(reference) => StoreError::Pull {
+                reference: reference.familiar(),
+                source: Box::new(source),
+            },
+        }
+    }
 }
 
 /// Why a file of an archive or layout could not be read.
@@ -72,6 +150,9 @@ pub enum SourceError {
         /// The limit.
         limit: u64,
     },
+    /// A manifest or blob of a remote (a registry): the remote's error names it.
+    #[error(transparent)]
+    Remote(RemoteError),
 }
 
 /// Why an archive or layout could not be loaded; each variant names the file at fault.
@@ -152,11 +233,22 @@ pub enum ArchiveError {
         /// The image.
         image: Digest,
     },
+    /// The remote (a registry) failed: its error says how.
+    #[error(transparent)]
+    Remote(RemoteError),
+    /// A pulled manifest larger than berth reads.
+    #[error("the manifest: {size} bytes, more than the {limit} allowed")]
+    ManifestSize {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// An OCI layout directory, read beneath its root (symlinks may not leave it).
 #[derive(Debug)]
-struct DirSource {
+pub(super) struct DirSource {
     root: OwnedFd,
 }
 
@@ -187,39 +279,46 @@ impl DirSource {
     }
 }
 
-/// A reader of one file of an archive, and its size.
-type Opened<'a> = Option<(Box<dyn Read + 'a>, u64)>;
+/// A reader of one file of an archive, and its size when known.
+pub(super) type Opened<'a> = Option<(Box<dyn Read + 'a>, Option<u64>)>;
 
 /// Where an archive's files come from.
 #[derive(Debug)]
-enum Source {
+pub(super) enum Source<'a> {
+    /// An OCI layout directory.
     Dir(DirSource),
+    /// A tar archive, indexed.
     Tar(TarSource<File>),
+    /// A remote, seen as an OCI layout of one image (see `pull.rs`).
+    Remote(RemoteLayout<'a>),
 }
 
-impl Source {
+impl Source<'_> {
     /// A reader of the file at `path`, and its size; `None` if there is none.
     fn open(&mut self, path: &ArchivePath) -> Result<Opened<'_>, SourceError> {
         Ok(match self {
             Source::Dir(dir) => dir.open(path)?.map(|(file, size)| {
                 // Never more than it had when opened, should it grow meanwhile.
-                (Box::new(file.take(size)) as Box<dyn Read>, size)
+                (Box::new(file.take(size)) as Box<dyn Read>, Some(size))
             }),
             Source::Tar(tar) => tar
                 .open(path)?
-                .map(|(reader, size)| (Box::new(reader) as Box<dyn Read>, size)),
+                .map(|(reader, size)| (Box::new(reader) as Box<dyn Read>, Some(size))),
+            Source::Remote(remote) => remote.open(path)?,
         })
     }
 }
 
-impl BlobSource for Source {
+impl BlobSource for Source<'_> {
     type Error = SourceError;
 
     fn read(&mut self, path: &ArchivePath, limit: u64) -> Result<Option<Vec<u8>>, SourceError> {
-        if let Source::Tar(tar) = self {
-            return Ok(tar.read(path, limit)?);
+        match self {
+            Source::Tar(tar) => return Ok(tar.read(path, limit)?),
+            Source::Remote(remote) => return remote.read(path, limit),
+            Source::Dir(_) => {}
         }
-        let Some((mut reader, size)) = self.open(path)? else {
+        let Some((mut reader, Some(size))) = self.open(path)? else {
             return Ok(None);
         };
         if size > limit {
@@ -270,10 +369,19 @@ impl Store {
     /// reading. A tag the archive names moves to the loaded image. On any error nothing of
     /// this load is left: no blob, no layer directory, no row.
     pub fn load(&mut self, path: &Path) -> Result<Vec<LoadSummary>, StoreError> {
+        self.load_with_progress(path, &mut NoProgress)
+    }
+
+    /// [`Store::load`], telling `progress` what each layer does.
+    pub fn load_with_progress(
+        &mut self,
+        path: &Path,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<LoadSummary>, StoreError> {
         let _lock = self.lock()?;
         let mut source = self.open_source(path)?;
         let mut staged = Staged::default();
-        let result = self.load_locked(&mut source, path, &mut staged);
+        let result = self.load_locked(&mut source, Origin::File(path), &mut staged, progress);
         if result.is_err() {
             staged.undo();
         }
@@ -289,7 +397,7 @@ impl Store {
     /// tar by index. A compressed tar is decompressed first, and a stream that is not a
     /// regular file (a pipe, `/dev/stdin`) copied first, into a temporary file of the
     /// store's own (unlinked at once, so even a crash leaves nothing of it).
-    fn open_source(&self, path: &Path) -> Result<Source, StoreError> {
+    fn open_source(&self, path: &Path) -> Result<Source<'static>, StoreError> {
         let archive = |source| StoreError::Archive {
             path: path.to_owned(),
             source: Box::new(source),
@@ -357,18 +465,24 @@ impl Store {
         Ok((file, tmp))
     }
 
-    fn load_locked(
+    /// Stores the images `source` holds (the store's lock held); on error, what it put in
+    /// place is in `staged`, for the caller to undo.
+    pub(super) fn load_locked(
         &mut self,
-        source: &mut Source,
-        path: &Path,
+        source: &mut Source<'_>,
+        origin: Origin<'_>,
         staged: &mut Staged,
+        progress: &mut dyn Progress,
     ) -> Result<Vec<LoadSummary>, StoreError> {
-        let archive_err = |source| StoreError::Archive {
-            path: path.to_owned(),
-            source: Box::new(source),
-        };
-        let archive = load_images(source, &Platform::linux(goarch()))
-            .map_err(|e| archive_err(ArchiveError::Images(e)))?;
+        let archive_err = |source| origin.err(source);
+        let archive = load_images(source, &Platform::linux(goarch())).map_err(|e| match e {
+            // A remote's own failure is said as such, not as a file of the layout.
+            LoadError::Read {
+                source: SourceError::Remote(e),
+                ..
+            } => archive_err(ArchiveError::Remote(e)),
+            e => archive_err(ArchiveError::Images(e)),
+        })?;
 
         // Each layer once, even when several images (or tags) share it.
         let mut layers: HashMap<Digest, (Digest, u64)> = HashMap::new();
@@ -377,9 +491,13 @@ impl Store {
                 if layers.contains_key(&layer.diff_id) {
                     continue;
                 }
+                let shown = layer.digest.unwrap_or(layer.diff_id);
                 let stored = match self.known_layer(&layer.diff_id)? {
-                    Some(known) => known,
-                    None => self.load_layer(source, image, layer, path, staged)?,
+                    Some(known) => {
+                        progress.layer(&shown, LayerEvent::Exists);
+                        known
+                    }
+                    None => self.load_layer(source, image, layer, origin, staged, progress)?,
                 };
                 layers.insert(layer.diff_id, stored);
             }
@@ -387,7 +505,7 @@ impl Store {
             staged.paths.push(tmp.clone());
             self.place_blob(&tmp, &digest, staged)?;
             if let Some(manifest) = &image.manifest {
-                self.keep_manifest(source, &ImageId(image.id), manifest, path, staged)?;
+                self.keep_manifest(source, &ImageId(image.id), manifest, origin, staged)?;
             }
         }
 
@@ -486,17 +604,16 @@ impl Store {
     /// unpacks it (checking its diff id) and puts both in place; returns (blob, size).
     fn load_layer(
         &mut self,
-        source: &mut Source,
+        source: &mut Source<'_>,
         image: &LoadedImage,
         layer: &LayerBlob,
-        path: &Path,
+        origin: Origin<'_>,
         staged: &mut Staged,
+        progress: &mut dyn Progress,
     ) -> Result<(Digest, u64), StoreError> {
         let file = &layer.path;
-        let archive_err = |source| StoreError::Archive {
-            path: path.to_owned(),
-            source: Box::new(source),
-        };
+        let shown = layer.digest.unwrap_or(layer.diff_id);
+        let archive_err = |source| origin.err(source);
         let opened = source.open(file).map_err(|source| {
             archive_err(ArchiveError::Read {
                 file: file.clone(),
@@ -509,7 +626,7 @@ impl Store {
                 image: image.id,
             }));
         };
-        if let Some(expected) = layer.size
+        if let (Some(expected), Some(actual)) = (layer.size, actual)
             && expected != actual
         {
             return Err(archive_err(ArchiveError::LayerSize {
@@ -518,7 +635,21 @@ impl Store {
                 actual,
             }));
         }
-        let (tmp, blob) = self.write_temp_blob(reader)?;
+        progress.layer(
+            &shown,
+            LayerEvent::Start {
+                size: actual.or(layer.size),
+            },
+        );
+        // A stream of unknown length is cut one byte past the descriptor's size: a longer
+        // blob cannot match its digest anyway, and must not fill the disk first.
+        let limit = layer.size.map_or(u64::MAX, |s| s.saturating_add(1));
+        let counted = Counting {
+            inner: reader.take(limit),
+            layer: shown,
+            progress: &mut *progress,
+        };
+        let (tmp, blob) = self.write_temp_blob(counted)?;
         staged.paths.push(tmp.clone());
         if let Some(expected) = &layer.digest {
             expected.check(blob).map_err(|source| {
@@ -528,6 +659,7 @@ impl Store {
                 })
             })?;
         }
+        progress.layer(&shown, LayerEvent::Unpacking);
         let (diff_id, size) = match self.unpack(&tmp, &blob, staged) {
             Ok(unpacked) => unpacked,
             Err(StoreError::Layer(source)) => {
@@ -545,6 +677,7 @@ impl Store {
             })
         })?;
         self.place_blob(&tmp, &blob, staged)?;
+        progress.layer(&shown, LayerEvent::Done);
         Ok((blob, size))
     }
 
@@ -552,10 +685,10 @@ impl Store {
     /// can write it back and the image keeps its manifest digest.
     fn keep_manifest(
         &self,
-        source: &mut Source,
+        source: &mut Source<'_>,
         id: &ImageId,
         manifest: &Digest,
-        path: &Path,
+        origin: Origin<'_>,
         staged: &mut Staged,
     ) -> Result<(), StoreError> {
         let dest = self.manifest_path(id);
@@ -563,12 +696,11 @@ impl Store {
             return Ok(());
         }
         let file = blob_path(manifest);
-        let read_err = |source| StoreError::Archive {
-            path: path.to_owned(),
-            source: Box::new(ArchiveError::Read {
+        let read_err = |source| {
+            origin.err(ArchiveError::Read {
                 file: file.clone(),
                 source,
-            }),
+            })
         };
         // Core read and checked it already; read again, and check again.
         let Some(bytes) = source.read(&file, MAX_JSON_SIZE).map_err(read_err)? else {

@@ -10,9 +10,10 @@
 //!   layer under its final name;
 //! - `manifests/<image id hex>`: the OCI manifest an image was loaded with, if any, so
 //!   [`Store::save`] writes it back (an optional copy: no row names it);
-//! - `berth.db`: SQLite (WAL, foreign keys on, `user_version` 2) with tables `images`,
+//! - `berth.db`: SQLite (WAL, foreign keys on, `user_version` 3) with tables `images`,
 //!   `layers`, `image_layers` (bottom first), `tags`, `containers` (the engine's, see
-//!   [`containers`]), and the view `layer_users`;
+//!   [`containers`]), `networks` and `endpoints` (see [`networks`]), and the view
+//!   `layer_users`;
 //! - `lock`: a file `flock`ed around every change that unpacks, places or deletes layers,
 //!   so two `berth import`s of the same layer at once unpack it once and both succeed.
 //!
@@ -25,10 +26,16 @@ pub mod containers;
 mod db;
 mod images;
 mod load;
+pub mod networks;
+mod pull;
 mod save;
 pub mod tarindex;
 
-pub use load::{ArchiveError, LoadSummary, SourceError};
+pub use load::{ArchiveError, LayerEvent, LoadSummary, NoProgress, Progress, SourceError};
+pub use pull::{
+    PullSummary, RemoteBlob, RemoteError, RemoteKind, RemoteSource, manifest_media_type,
+};
+pub use save::ImageParts;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -238,6 +245,46 @@ pub enum StoreError {
         /// The ids that start with it.
         candidates: Vec<String>,
     },
+    /// A network name another network has.
+    #[error("network name {name:?} is already in use by network {id}")]
+    NetworkNameInUse {
+        /// The name.
+        name: String,
+        /// The network that has it.
+        id: String,
+    },
+    /// No network by that name, id or id prefix.
+    #[error("no such network: {name}")]
+    UnknownNetwork {
+        /// The name asked for.
+        name: String,
+    },
+    /// The network still has endpoints.
+    #[error(
+        "network {name} has {endpoints} active endpoint(s): disconnect or remove its containers first"
+    )]
+    NetworkInUse {
+        /// The network.
+        name: String,
+        /// How many endpoints it has.
+        endpoints: usize,
+    },
+    /// The container is already on the network.
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected {
+        /// The container.
+        container: String,
+        /// The network.
+        network: String,
+    },
+    /// No address could be allocated (the message names the subnet and why).
+    #[error("network {network}: {message}")]
+    Ipam {
+        /// The network.
+        network: String,
+        /// Why.
+        message: String,
+    },
     /// The image has several tags and removal by id was not forced.
     #[error("image {id} has several tags ({}); untag them or use force", tags.join(", "))]
     ManyTags {
@@ -258,6 +305,15 @@ pub enum StoreError {
     /// Writing a saved archive to its output failed.
     #[error("writing the image archive failed")]
     Output(#[source] io::Error),
+    /// An image that could not be pulled from its registry (the source says why).
+    #[error("pulling {reference}")]
+    Pull {
+        /// The reference, as given.
+        reference: String,
+        /// What went wrong (boxed: large, and rare).
+        #[source]
+        source: Box<ArchiveError>,
+    },
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {

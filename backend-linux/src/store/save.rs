@@ -24,6 +24,20 @@ use serde_json::{Value, json};
 
 use super::{ImageId, Store, StoreError, db, io_err};
 
+/// What pushing an image sends: its config, its layers' blobs, its manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageParts {
+    /// The image's id (its config's digest).
+    pub id: ImageId,
+    /// The config's bytes.
+    pub config: Vec<u8>,
+    /// The layers' blobs as stored (digest, size), bottom first; [`Store::blob`] reads one.
+    pub layers: Vec<(Digest, u64)>,
+    /// The manifest: the one the image came with if it still names these blobs, else one
+    /// made as `save` makes it.
+    pub manifest: Vec<u8>,
+}
+
 /// A blob to copy into the archive from the store.
 struct Blob {
     digest: Digest,
@@ -149,6 +163,18 @@ impl Store {
             }),
             Err(Failure::Store(e)) => Err(e),
         }
+    }
+
+    /// What pushing image `name` (a tag, id or id prefix) sends to a registry.
+    pub fn image_parts(&self, name: &str) -> Result<ImageParts, StoreError> {
+        let id = self.resolve(name)?;
+        let saved = self.saved(id, Vec::new())?;
+        Ok(ImageParts {
+            id,
+            config: saved.config,
+            layers: saved.layers.iter().map(|b| (b.digest, b.size)).collect(),
+            manifest: saved.manifest,
+        })
     }
 
     /// Gathers what saving one image writes.

@@ -84,9 +84,22 @@ pub(crate) struct CreateArgs {
     /// Logging options: `max-size=SIZE` (rotate at, `10m`), `max-file=N` (files kept).
     #[arg(long, value_name = "KEY=VALUE")]
     log_opt: Vec<String>,
-    /// `none` (a network namespace with loopback only) or `host`.
+    /// `none` (a network namespace with loopback only), `host`, `bridge` (the default
+    /// network, made on first use) or a network's name.
     #[arg(long, value_name = "NETWORK", default_value = "none")]
     network: String,
+    /// The container's address on its network.
+    #[arg(long, value_name = "IP")]
+    ip: Option<std::net::IpAddr>,
+    /// Another name the container answers to on its network.
+    #[arg(long, value_name = "ALIAS")]
+    network_alias: Vec<String>,
+    /// Publish a port: `[HOSTIP:]HOSTPORT:CPORT[/tcp|udp]`.
+    #[arg(short, long = "publish", value_name = "PORTS")]
+    publish: Vec<String>,
+    /// Add a line to /etc/hosts: `NAME:IP`.
+    #[arg(long, value_name = "NAME:IP")]
+    add_host: Vec<String>,
     /// The image.
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -330,14 +343,24 @@ fn env_entries(args: &CreateArgs) -> anyhow::Result<Vec<String>> {
 }
 
 fn new_container(args: &CreateArgs) -> anyhow::Result<NewContainer> {
-    let network = match args.network.as_str() {
-        "none" => NetworkMode::None,
-        "host" => NetworkMode::Host,
-        other => bail!(
-            "--network {other:?}: berth supports `none` and `host` (bridge networks are not \
-             implemented yet)"
-        ),
+    let (network, bridge) = match args.network.as_str() {
+        "none" => (NetworkMode::None, None),
+        "host" => (NetworkMode::Host, None),
+        name => (NetworkMode::None, Some(name.to_owned())),
     };
+    if bridge.is_none() && (args.ip.is_some() || !args.network_alias.is_empty()) {
+        bail!("--ip and --network-alias need a bridge network (--network bridge or a name)");
+    }
+    let ports = args
+        .publish
+        .iter()
+        .map(|p| berth_core::network::parse_port_mapping(p).map_err(|e| anyhow!("-p: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let extra_hosts = args
+        .add_host
+        .iter()
+        .map(|h| berth_core::network::parse_extra_host(h).map_err(|e| anyhow!("--add-host: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let options = RunOptions {
         id: String::new(),
         name: args.name.clone(),
@@ -398,6 +421,11 @@ fn new_container(args: &CreateArgs) -> anyhow::Result<NewContainer> {
         } else {
             None
         },
+        network: bridge,
+        ip: args.ip,
+        aliases: args.network_alias.clone(),
+        ports,
+        extra_hosts,
     })
 }
 

@@ -87,10 +87,15 @@ pub(crate) fn import(global: &Global, args: &ImportArgs) -> anyhow::Result<()> {
     let reference = Reference::parse(&args.name).map_err(|e| anyhow!("import: {e}"))?;
     let shown = args.file.display();
     let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
+        crate::pull::with_bar(Box::new(io::stdin().lock()), None)
     } else {
         let file = File::open(&args.file).with_context(|| format!("import: {shown}"))?;
-        Box::new(BufReader::new(file))
+        let size = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        crate::pull::with_bar(Box::new(BufReader::new(file)), size)
     };
     let mut store = open_store(global)?;
     let id = store
@@ -313,9 +318,10 @@ pub(crate) struct LoadArgs {
 pub(crate) fn load(global: &Global, args: &LoadArgs) -> anyhow::Result<()> {
     let mut store = open_store(global)?;
     let shown = args.input.display();
-    let loaded = store
-        .load(&args.input)
-        .map_err(|e| anyhow!("load: {shown}: {:#}", store_error(e)))?;
+    let mut bars = crate::pull::LayerProgress::new(crate::pull::Lines::None, !args.quiet);
+    let loaded = store.load_with_progress(&args.input, &mut bars);
+    bars.finish();
+    let loaded = loaded.map_err(|e| anyhow!("load: {shown}: {:#}", store_error(e)))?;
     let mut out = io::stdout().lock();
     for image in &loaded {
         if args.quiet {

@@ -15,6 +15,9 @@
 mod container;
 mod cp;
 mod image;
+mod network;
+mod pull;
+mod registry;
 mod stats;
 
 use std::path::PathBuf;
@@ -55,6 +58,10 @@ enum Command {
     Save(image::SaveArgs),
     /// Give an image another tag.
     Tag(image::TagArgs),
+    /// Pull an image from a registry.
+    Pull(pull::PullArgs),
+    /// Push an image to a registry.
+    Push(pull::PushArgs),
     /// Image commands (`image ls`, `inspect`, `prune`, `rm`).
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -94,6 +101,9 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Copy files and directories between a container and the host.
     Cp(cp::CpArgs),
+    /// Network commands (`network create`, `ls`, `inspect`, `rm`, `connect`, ...).
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Container commands (`container prune`, `container ls`).
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -152,6 +162,8 @@ fn main() -> ExitCode {
         Command::Load(args) => image::load(&global, &args).map(|()| 0),
         Command::Save(args) => image::save(&global, &args).map(|()| 0),
         Command::Tag(args) => image::tag(&global, &args).map(|()| 0),
+        Command::Pull(args) => pull::pull(&global, &args).map(|()| 0),
+        Command::Push(args) => pull::push(&global, &args).map(|()| 0),
         Command::Image(cmd) => image::image_command(&global, cmd).map(|()| 0),
         Command::Run(args) => container::run(&global, &args),
         Command::Create(args) => container::create(&global, &args).map(|()| 0),
@@ -171,6 +183,7 @@ fn main() -> ExitCode {
         Command::Rename(args) => container::rename(&global, &args).map(|()| 0),
         Command::Stats(args) => stats::stats(&global, &args).map(|()| 0),
         Command::Cp(args) => cp::cp(&global, &args).map(|()| 0),
+        Command::Network(cmd) => network::network(&global, cmd).map(|()| 0),
         Command::Container(cmd) => container::container_command(&global, cmd).map(|()| 0),
         Command::Monitor(args) => Ok(i32::from(berth_backend_linux::engine::monitor::run(
             &global.engine,

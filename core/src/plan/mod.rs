@@ -9,6 +9,7 @@
 //!
 //! [`undo`] is pure: it maps an op that creates something to the op that removes it.
 
+mod fw;
 mod types;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use fw::*;
 pub use types::*;
 
 /// Who performs a step.
@@ -541,6 +543,67 @@ pub enum Op {
         /// Output link.
         dev: Option<IfRef>,
     },
+
+    // ---- network namespaces, host sysctls, firewall ----
+    /// Make a persistent network namespace at `path` (as `ip netns add` does, by path): an
+    /// empty file (its parent must exist), a new network namespace (with `lo` down), and
+    /// the namespace's nsfs file bind-mounted on it. Fails if `path` exists.
+    NetnsCreate {
+        /// The namespace file (`/run/berth/netns/ID`).
+        path: HostPath,
+    },
+    /// Unmount a namespace file made by `netns-create` (lazily) and remove it; the
+    /// namespace ends with its last user, taking its links along (a veth's host end too).
+    NetnsRemove {
+        /// The namespace file.
+        path: HostPath,
+    },
+    /// Write a sysctl file of the runtime's namespaces (`/proc/sys/...`); binds `made` to
+    /// the value it replaced when that differed (nothing to restore otherwise).
+    SysctlSet {
+        /// The file (`/proc/sys/net/ipv4/ip_forward`).
+        path: HostPath,
+        /// The value written.
+        value: String,
+        /// Bound to the replaced value, if the write changed it.
+        made: MadeRef,
+    },
+    /// Write back the value a `sysctl-set` replaced, if it replaced one (its undo).
+    SysctlRestore {
+        /// The file.
+        path: HostPath,
+        /// What the `sysctl-set` bound.
+        made: MadeRef,
+    },
+    /// Make berth's nftables table with its chains ([`FW_TABLE_NFT`]) if it is missing;
+    /// binds `made` to whether this op made it.
+    FwTableEnsure {
+        /// Bound to whether the table was made here.
+        made: MadeRef,
+    },
+    /// Delete berth's nftables table if the `fw ensure-table` that bound `made` made it
+    /// (its undo); fails if a rule is still in it.
+    FwTableDelete {
+        /// What the ensure bound.
+        made: MadeRef,
+    },
+    /// Append a rule to a chain of berth's table, with `tag` as its comment. Fails if a
+    /// rule of the chain already carries the tag.
+    FwRuleAdd {
+        /// The chain.
+        chain: FwChain,
+        /// The rule.
+        rule: FwRule,
+        /// Its comment, unique in the chain: how `fw del` finds it.
+        tag: String,
+    },
+    /// Delete the rule of a chain of berth's table that carries `tag`; fails if none does.
+    FwRuleDel {
+        /// The chain.
+        chain: FwChain,
+        /// The rule's comment.
+        tag: String,
+    },
 }
 
 impl Op {
@@ -557,7 +620,9 @@ impl Op {
             Op::MkdirAll { made, .. }
             | Op::MkMountPoint { made, .. }
             | Op::CgroupCreate { made, .. }
-            | Op::CgroupEnable { made, .. } => vec![AnyRef::Made(*made)],
+            | Op::CgroupEnable { made, .. }
+            | Op::SysctlSet { made, .. }
+            | Op::FwTableEnsure { made } => vec![AnyRef::Made(*made)],
             Op::LinkAdd { index, .. } | Op::LinkGet { index, .. } => vec![AnyRef::If(*index)],
             _ => Vec::new(),
         }
@@ -584,9 +649,10 @@ impl Op {
                 ..
             } => vec![AnyRef::Fd(*fd)],
             Op::SendFd { fd, socket } => vec![AnyRef::Fd(*fd), AnyRef::Fd(*socket)],
-            Op::RemoveMade { made } | Op::CgroupDisable { made, .. } => {
-                vec![AnyRef::Made(*made)]
-            }
+            Op::RemoveMade { made }
+            | Op::CgroupDisable { made, .. }
+            | Op::SysctlRestore { made, .. }
+            | Op::FwTableDelete { made } => vec![AnyRef::Made(*made)],
             Op::LinkAdd { netns, spec, .. } => {
                 let mut v = ns_fd(netns);
                 if let LinkKind::Veth { peer_netns, .. } = &spec.kind {
@@ -679,6 +745,16 @@ pub fn undo(step: &Step) -> Option<Step> {
             dst: dst.clone(),
             gateway: *gateway,
             dev: *dev,
+        },
+        Op::NetnsCreate { path } => Op::NetnsRemove { path: path.clone() },
+        Op::SysctlSet { path, made, .. } => Op::SysctlRestore {
+            path: path.clone(),
+            made: *made,
+        },
+        Op::FwTableEnsure { made } => Op::FwTableDelete { made: *made },
+        Op::FwRuleAdd { chain, tag, .. } => Op::FwRuleDel {
+            chain: *chain,
+            tag: tag.clone(),
         },
         _ => return None,
     };
@@ -1306,6 +1382,22 @@ impl fmt::Display for OpText<'_> {
                 netns(n),
                 route(dst, gateway, dev)
             ),
+            Op::NetnsCreate { path } => write!(f, "netns-create {path}"),
+            Op::NetnsRemove { path } => write!(f, "netns-remove {path}"),
+            Op::SysctlSet {
+                path,
+                value,
+                made: m,
+            } => write!(f, "sysctl-set {path} {value:?} -> {}", made(*m)),
+            Op::SysctlRestore { path, made: m } => {
+                write!(f, "sysctl-restore {path} {}", made(*m))
+            }
+            Op::FwTableEnsure { made: m } => {
+                write!(f, "fw ensure-table {FW_TABLE} -> {}", made(*m))
+            }
+            Op::FwTableDelete { made: m } => write!(f, "fw delete-table {}", made(*m)),
+            Op::FwRuleAdd { chain, rule, tag } => write!(f, "fw add {chain} {rule} [{tag}]"),
+            Op::FwRuleDel { chain, tag } => write!(f, "fw del {chain} [{tag}]"),
         }
     }
 }
