@@ -10,14 +10,16 @@
 #![allow(clippy::unwrap_used)]
 
 mod e2e_cli_support;
+mod e2e_engine_support;
 mod e2e_linux_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_cli_support::{berth_bin, ok, text};
-use e2e_linux_support::{Rootfs, mount_points_under, wait_until};
+use e2e_cli_support::{ok, text};
+use e2e_engine_support::{Engine, tar_dir};
+use e2e_linux_support::{mount_points_under, wait_until};
 
 fn main() {
     e2e_linux_support::run(&[
@@ -55,61 +57,12 @@ fn main() {
     ]);
 }
 
-/// A case's engine: its roots, and a busybox image imported as `busybox`.
-struct Engine {
-    rootfs: Rootfs,
+/// An engine with the harness's busybox imported as `busybox`.
+fn engine() -> Engine {
+    Engine::with_busybox("busybox", false)
 }
 
 impl Engine {
-    fn new() -> Engine {
-        let e = Engine {
-            rootfs: Rootfs::new(),
-        };
-        let tar = e.dir().join("busybox.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(e.rootfs.root())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
-        ok(&e.run(&["import", tar.to_str().unwrap(), "busybox"]));
-        e
-    }
-
-    fn dir(&self) -> &Path {
-        self.rootfs.dir.path()
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir().join("data")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(berth_bin());
-        cmd.arg("--data-root")
-            .arg(self.data())
-            .arg("--exec-root")
-            .arg(self.dir().join("exec"))
-            .args(args)
-            .current_dir("/")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn ids(&self) -> Vec<String> {
-        text(&ok(&self.run(&["ps", "-a", "-q", "--no-trunc"])))
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
     /// What is left of containers on the host: mounts under the data root, container
     /// directories, cgroups named after them.
     fn leftovers(&self, ids: &[String]) -> Vec<String> {
@@ -134,24 +87,6 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        for id in self.ids_quiet() {
-            let _ = self.run(&["rm", "-f", &id]);
-        }
-    }
-}
-
-impl Engine {
-    fn ids_quiet(&self) -> Vec<String> {
-        let out = self.run(&["ps", "-a", "-q", "--no-trunc"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
 /// The stderr of a failed command, checking its exit status: 125 when berth itself failed
 /// on `run`/`create` (docker's convention), 1 for other commands.
 fn fails_with(out: &Output, code: i32) -> String {
@@ -171,7 +106,7 @@ fn run_fails(out: &Output) -> String {
 }
 
 fn run_rm_prints_and_leaves_nothing() {
-    let e = Engine::new();
+    let e = engine();
     let out = e.run(&["run", "--rm", "busybox", "echo", "hi"]);
     assert_eq!(text(&ok(&out)), "hi\n");
     assert!(e.ids().is_empty(), "--rm left a row: {:?}", e.ids());
@@ -179,7 +114,7 @@ fn run_rm_prints_and_leaves_nothing() {
 }
 
 fn foreground_run_exits_with_the_code() {
-    let e = Engine::new();
+    let e = engine();
     let out = e.run(&[
         "run",
         "--name",
@@ -204,7 +139,7 @@ fn foreground_run_exits_with_the_code() {
 }
 
 fn detached_web_logs_exec_stop_rm() {
-    let e = Engine::new();
+    let e = engine();
     let out = e.run(&[
         "run",
         "-d",
@@ -245,7 +180,7 @@ fn detached_web_logs_exec_stop_rm() {
 }
 
 fn names_are_unique_and_resolve() {
-    let e = Engine::new();
+    let e = engine();
     let id =
         text(&ok(&e.run(&[
             "run", "-d", "--name", "one", "busybox", "sleep", "30",
@@ -275,7 +210,7 @@ fn names_are_unique_and_resolve() {
 }
 
 fn bad_input_is_refused_cleanly() {
-    let e = Engine::new();
+    let e = engine();
     let err = run_fails(&e.run(&["run", "--rm", "nosuchimage", "true"]));
     assert!(err.contains("nosuchimage"), "{err}");
     let out = e.run(&["run", "--rm", "--memory", "lots", "busybox", "true"]);
@@ -292,7 +227,7 @@ fn bad_input_is_refused_cleanly() {
 }
 
 fn kill_9_during_run_then_rm_f_cleans() {
-    let e = Engine::new();
+    let e = engine();
     // Kill the `berth run` at several points of its way; each time `ps -a` must answer
     // and `rm -f` must leave nothing.
     for delay_ms in [0u64, 5, 20, 60, 200] {
@@ -321,7 +256,7 @@ fn kill_9_during_run_then_rm_f_cleans() {
 }
 
 fn twenty_concurrent_runs() {
-    let e = Engine::new();
+    let e = engine();
     let children: Vec<_> = (0..20)
         .map(|i| {
             e.command(&[
@@ -359,7 +294,7 @@ fn twenty_concurrent_runs() {
 }
 
 fn restart_and_wait() {
-    let e = Engine::new();
+    let e = engine();
     ok(&e.run(&[
         "run",
         "-d",
@@ -376,19 +311,6 @@ fn restart_and_wait() {
     assert_eq!(text(&ok(&e.run(&["logs", "r"]))), "go\ngo\n");
     ok(&e.run(&["rm", "r"]));
     assert_eq!(e.leftovers(&[]), Vec::<String>::new());
-}
-
-/// `tar -C dir -cf out .`
-fn tar_dir(dir: &Path, out: &Path) {
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(dir)
-        .arg("-cf")
-        .arg(out)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// A `docker save` archive of a two-layer image `layered:latest`: busybox with `/etc/gone`,
@@ -451,7 +373,7 @@ fn layered_archive(e: &Engine) -> PathBuf {
 }
 
 fn load_then_run_and_whiteouts() {
-    let e = Engine::new();
+    let e = engine();
     let archive = layered_archive(&e);
     let out = ok(&e.run(&["load", "-i", archive.to_str().unwrap()]));
     assert_eq!(text(&out), "Loaded image: layered:latest\n");
@@ -482,10 +404,10 @@ fn load_then_run_and_whiteouts() {
 }
 
 fn save_load_round_trip() {
-    let e = Engine::new();
+    let e = engine();
     let saved = e.dir().join("saved.tar");
     ok(&e.run(&["save", "-o", saved.to_str().unwrap(), "busybox"]));
-    let other = Engine::new();
+    let other = engine();
     let out = ok(&other.run(&["load", "-i", saved.to_str().unwrap()]));
     assert_eq!(text(&out), "Loaded image: busybox:latest\n");
     let ids = |e: &Engine| text(&ok(&e.run(&["images", "-q"])));
@@ -502,7 +424,7 @@ fn save_load_round_trip() {
     let bytes = std::fs::read(&saved).unwrap();
     let cut = e.dir().join("cut.tar");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let third = Engine::new();
+    let third = engine();
     let before = ids(&third);
     let out = third.run(&["load", "-i", cut.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -511,7 +433,7 @@ fn save_load_round_trip() {
 }
 
 fn dry_run_shows_the_three_parts() {
-    let e = Engine::new();
+    let e = engine();
     let out = ok(&e.run(&[
         "run",
         "--dry-run",
@@ -538,7 +460,7 @@ fn dry_run_shows_the_three_parts() {
 }
 
 fn logs_follow_tail_timestamps_attach() {
-    let e = Engine::new();
+    let e = engine();
     let script = "for i in 1 2 3 4 5 6; do echo n$i; sleep 0.3; done; exit 4";
     ok(&e.run(&["run", "-d", "--name", "f", "busybox", "sh", "-c", script]));
     // attach follows from now until the exit, and exits with the container's code.
@@ -565,7 +487,7 @@ fn logs_follow_tail_timestamps_attach() {
 }
 
 fn rmi_refuses_an_image_in_use() {
-    let e = Engine::new();
+    let e = engine();
     ok(&e.run(&["create", "--name", "user", "busybox", "true"]));
     let err = fails(&e.run(&["rmi", "busybox"]));
     assert!(err.contains("in use by 1 container"), "{err}");

@@ -12,15 +12,16 @@
 #![allow(clippy::unwrap_used)]
 
 mod e2e_cli_support;
+mod e2e_engine_support;
 mod e2e_linux_support;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use e2e_cli_support::{berth_bin, fails, ok, text};
-use e2e_linux_support::{Rootfs, mount_points_under, wait_until};
+use e2e_cli_support::{fails, ok, text};
+use e2e_engine_support::Engine;
+use e2e_linux_support::{mount_points_under, wait_until};
 
 fn main() {
     e2e_linux_support::run(&[
@@ -46,39 +47,15 @@ fn main() {
     ]);
 }
 
-/// A case's engine: its roots, and a busybox image imported as `busybox`.
-struct Engine {
-    rootfs: Rootfs,
+/// An engine with the harness's busybox imported as `busybox`, and a scratch directory
+/// on the host for the copies.
+fn engine() -> Engine {
+    let e = Engine::with_busybox("busybox", false);
+    std::fs::create_dir(e.host()).unwrap();
+    e
 }
 
 impl Engine {
-    fn new() -> Engine {
-        let e = Engine {
-            rootfs: Rootfs::new(),
-        };
-        let tar = e.dir().join("busybox.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(e.rootfs.root())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
-        ok(&e.run(&["import", tar.to_str().unwrap(), "busybox"]));
-        std::fs::create_dir(e.host()).unwrap();
-        e
-    }
-
-    fn dir(&self) -> &Path {
-        self.rootfs.dir.path()
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir().join("data")
-    }
-
     /// A scratch directory on the host for the copies.
     fn host(&self) -> PathBuf {
         self.dir().join("host")
@@ -86,35 +63,6 @@ impl Engine {
 
     fn host_str(&self, name: &str) -> String {
         self.host().join(name).to_string_lossy().into_owned()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(berth_bin());
-        cmd.arg("--data-root")
-            .arg(self.data())
-            .arg("--exec-root")
-            .arg(self.dir().join("exec"))
-            .args(args)
-            .current_dir("/")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs with `input` on stdin.
-    fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
     }
 
     /// `berth run -d --name NAME [flags] busybox sh -c SCRIPT`, once the script has
@@ -143,15 +91,6 @@ impl Engine {
 
     fn mounts(&self) -> Vec<String> {
         mount_points_under(&self.data().to_string_lossy())
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let out = self.run(&["ps", "-a", "-q", "--no-trunc"]);
-        for id in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = self.run(&["rm", "-f", id]);
-        }
     }
 }
 
@@ -195,7 +134,7 @@ fn size(text: &str) -> f64 {
 }
 
 fn stats_no_stream_shows_usage_and_limit() {
-    let e = Engine::new();
+    let e = engine();
     e.detached(
         "s1",
         &["--memory", "64m"],
@@ -267,7 +206,7 @@ fn stats_no_stream_shows_usage_and_limit() {
 }
 
 fn stats_sees_a_busy_container() {
-    let e = Engine::new();
+    let e = engine();
     ok(&e.run(&[
         "run",
         "-d",
@@ -303,7 +242,7 @@ fn stats_sees_a_busy_container() {
 }
 
 fn cp_out_of_a_running_container() {
-    let e = Engine::new();
+    let e = engine();
     e.detached(
         "w",
         &[],
@@ -354,7 +293,7 @@ fn cp_out_of_a_running_container() {
 }
 
 fn cp_into_a_running_container() {
-    let e = Engine::new();
+    let e = engine();
     e.detached("w", &[], "mkdir /into");
     let f = e.host().join("f.txt");
     std::fs::write(&f, "from the host\n").unwrap();
@@ -399,7 +338,7 @@ fn cp_into_a_running_container() {
 }
 
 fn cp_with_a_stopped_container_leaves_no_mount() {
-    let e = Engine::new();
+    let e = engine();
     let out = e.run(&[
         "run",
         "--name",
@@ -437,7 +376,7 @@ fn cp_with_a_stopped_container_leaves_no_mount() {
 }
 
 fn symlinks_never_leave_the_rootfs() {
-    let e = Engine::new();
+    let e = engine();
     // A directory on the host, and one at the same path in the container.
     let outside = e.host().join("outside");
     std::fs::create_dir(&outside).unwrap();
@@ -511,7 +450,7 @@ fn symlinks_never_leave_the_rootfs() {
 }
 
 fn cp_errors_are_clear() {
-    let e = Engine::new();
+    let e = engine();
     e.detached("w", &[], "echo f > /file");
     let err = fails(&e.run(&["cp", "w:/nonexistent", &e.host_str("x")]));
     assert_eq!(err, "berth: w:/nonexistent: no such file or directory");

@@ -10,16 +10,17 @@
 #![allow(clippy::unwrap_used)]
 
 mod e2e_cli_support;
+mod e2e_engine_support;
 mod e2e_linux_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e_cli_support::{berth_bin, ok, text};
-use e2e_linux_support::{Rootfs, wait_until};
+use e2e_cli_support::{ok, text};
+use e2e_engine_support::Engine;
+use e2e_linux_support::wait_until;
 
 fn main() {
     e2e_linux_support::run(&[
@@ -51,70 +52,12 @@ fn main() {
     ]);
 }
 
-/// A case's engine with a full busybox image (`bb`).
-struct Engine {
-    rootfs: Rootfs,
+/// An engine with a full busybox image (`bb`: every applet, for ping, ip, httpd).
+fn engine() -> Engine {
+    Engine::with_busybox("bb", true)
 }
 
 impl Engine {
-    fn new() -> Engine {
-        let e = Engine {
-            rootfs: Rootfs::new(),
-        };
-        // Every applet (ping, ip, httpd, wget): the harness's rootfs has a chosen few.
-        let bin = e.rootfs.root().join("bin");
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in text(&list.stdout).lines() {
-            let link = bin.join(applet);
-            if applet != "busybox" && !link.exists() {
-                std::os::unix::fs::symlink("busybox", link).unwrap();
-            }
-        }
-        let tar = e.dir().join("bb.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(e.rootfs.root())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
-        ok(&e.run(&["import", tar.to_str().unwrap(), "bb"]));
-        e
-    }
-
-    fn dir(&self) -> &Path {
-        self.rootfs.dir.path()
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir().join("data")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(berth_bin());
-        cmd.arg("--data-root")
-            .arg(self.data())
-            .arg("--exec-root")
-            .arg(self.dir().join("exec"))
-            .args(args)
-            .current_dir("/")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn lines(&self, args: &[&str]) -> Vec<String> {
-        text(&ok(&self.run(args)))
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
     /// The bridge of network `name`.
     fn bridge(&self, name: &str) -> String {
         let v: serde_json::Value =
@@ -142,19 +85,6 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let out = self.run(&["ps", "-a", "-q", "--no-trunc"]);
-        for id in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = self.run(&["rm", "-f", id]);
-        }
-        let out = self.run(&["network", "ls", "-q"]);
-        for id in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = self.run(&["network", "rm", id]);
-        }
-    }
-}
-
 fn nft_table() -> String {
     let out = Command::new("nft")
         .args(["list", "table", "inet", "berth"])
@@ -164,7 +94,7 @@ fn nft_table() -> String {
 }
 
 fn ping_by_ip_and_name_and_isolation() {
-    let e = Engine::new();
+    let e = engine();
     ok(&e.run(&["network", "create", "--subnet", "10.231.1.0/24", "front"]));
     ok(&e.run(&["network", "create", "--subnet", "10.231.2.0/24", "back"]));
     for (name, net) in [("a", "front"), ("b", "front"), ("c", "back")] {
@@ -241,7 +171,7 @@ fn free_port() -> u16 {
 }
 
 fn published_port_reaches_the_container() {
-    let e = Engine::new();
+    let e = engine();
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
     let script =
@@ -296,7 +226,7 @@ fn published_port_reaches_the_container() {
 }
 
 fn ipam_full_subnet_and_fixed_ip() {
-    let e = Engine::new();
+    let e = engine();
     // A /29 has 6 host addresses; the gateway takes one: 5 containers fit.
     ok(&e.run(&["network", "create", "--subnet", "10.231.3.0/29", "tiny"]));
     let out = e.run(&[
@@ -400,7 +330,7 @@ fn ipam_full_subnet_and_fixed_ip() {
 }
 
 fn internal_network_has_no_route_out() {
-    let e = Engine::new();
+    let e = engine();
     ok(&e.run(&[
         "network",
         "create",
@@ -441,7 +371,7 @@ fn internal_network_has_no_route_out() {
 }
 
 fn network_rm_is_refused_while_in_use() {
-    let e = Engine::new();
+    let e = engine();
     ok(&e.run(&["network", "create", "--subnet", "10.231.5.0/24", "busy"]));
     let err = e.run(&["network", "create", "busy"]);
     assert_eq!(err.status.code(), Some(1));
@@ -471,7 +401,7 @@ fn network_rm_is_refused_while_in_use() {
 }
 
 fn concurrent_runs_get_distinct_addresses() {
-    let e = Engine::new();
+    let e = engine();
     ok(&e.run(&["network", "create", "--subnet", "10.231.6.0/24", "many"]));
     let children: Vec<_> = (0..10)
         .map(|i| {
@@ -518,7 +448,7 @@ fn concurrent_runs_get_distinct_addresses() {
 }
 
 fn connect_and_disconnect() {
-    let e = Engine::new();
+    let e = engine();
     ok(&e.run(&["network", "create", "--subnet", "10.231.7.0/24", "one"]));
     ok(&e.run(&["network", "create", "--subnet", "10.231.8.0/24", "two"]));
     ok(&e.run(&[

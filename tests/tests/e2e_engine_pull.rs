@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod e2e_cli_support;
+mod e2e_engine_support;
 mod e2e_linux_support;
 
 use std::collections::BTreeSet;
@@ -21,8 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use berth_core::image::Digest;
-use e2e_cli_support::{berth_bin, ok, text};
-use e2e_linux_support::{Rootfs, wait_until};
+use e2e_cli_support::{ok, text};
+use e2e_engine_support::{Engine, tar_dir};
+use e2e_linux_support::wait_until;
 use serde_json::{Value, json};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -265,51 +267,11 @@ fn goarch() -> &'static str {
     }
 }
 
-/// A case's engine: its own data and exec roots, in a tempdir with a busybox rootfs.
-struct Engine {
-    rootfs: Rootfs,
-}
-
 impl Engine {
-    fn new() -> Engine {
-        Engine {
-            rootfs: Rootfs::new(),
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self.rootfs.dir.path()
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir().join("data")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(berth_bin())
-            .arg("--data-root")
-            .arg(self.data())
-            .arg("--exec-root")
-            .arg(self.dir().join("exec"))
-            .args(args)
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
     /// The busybox rootfs as a gzip'd layer: (bytes, diff id).
     fn busybox_layer(&self) -> (Vec<u8>, Digest) {
         let tar = self.dir().join("busybox.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(self.rootfs.root())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        tar_dir(&self.rootfs.root(), &tar);
         let plain = std::fs::read(&tar).unwrap();
         let gz = Command::new("gzip")
             .args(["-n", "-c"])
@@ -355,18 +317,9 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let out = self.run(&["ps", "-a", "-q", "--no-trunc"]);
-        for id in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = self.run(&["rm", "-f", id]);
-        }
-    }
-}
-
 fn pull_run_pull_again_and_by_digest() {
     let registry = Registry::start();
-    let e = Engine::new();
+    let e = Engine::bare();
     let (layer, diff_id) = e.busybox_layer();
     let (manifest, config, _) = registry.push_image(
         "busybox",
@@ -411,7 +364,7 @@ fn pull_run_pull_again_and_by_digest() {
     assert_eq!(out, format!("{by_digest}\n"));
     let out = text(&ok(&e.run(&["pull", &by_digest])));
     assert!(out.contains("Status: Image is up to date for"), "{out}");
-    let other = Engine::new();
+    let other = Engine::bare();
     let out = text(&ok(&other.run(&["pull", &by_digest])));
     assert_eq!(
         out,
@@ -444,7 +397,7 @@ fn fails(out: &Output) -> String {
 
 fn unknown_tag_fails_and_leaves_nothing() {
     let registry = Registry::start();
-    let e = Engine::new();
+    let e = Engine::bare();
     let (layer, diff_id) = e.busybox_layer();
     registry.push_image(
         "busybox",
@@ -476,7 +429,7 @@ fn unknown_tag_fails_and_leaves_nothing() {
 
 fn corrupt_blob_fails_and_leaves_nothing() {
     let registry = Registry::start();
-    let e = Engine::new();
+    let e = Engine::bare();
     let (layer, diff_id) = e.busybox_layer();
     registry.push_image(
         "busybox",
@@ -526,7 +479,7 @@ fn corrupt_blob_fails_and_leaves_nothing() {
 
 fn index_picks_this_platform() {
     let registry = Registry::start();
-    let e = Engine::new();
+    let e = Engine::bare();
     let (layer, diff_id) = e.busybox_layer();
     let other_arch = if goarch() == "s390x" {
         "arm64"
@@ -572,7 +525,7 @@ fn index_picks_this_platform() {
 
 fn push_then_pull_elsewhere() {
     let registry = Registry::start();
-    let e = Engine::new();
+    let e = Engine::bare();
     let tar = e.dir().join("rootfs.tar");
     let status = Command::new("tar")
         .arg("-C")
@@ -611,7 +564,7 @@ fn push_then_pull_elsewhere() {
         "{out}"
     );
     // Another store pulls it and runs it.
-    let other = Engine::new();
+    let other = Engine::bare();
     let out = text(&ok(&other.run(&["pull", &name])));
     assert!(out.contains(&format!("Digest: {digest}\n")), "{out}");
     assert_eq!(other.image_id(&name), id);
