@@ -1070,6 +1070,7 @@ fn apply_step(w: &mut World, plan: &Plan, step: &Step) -> Result<(), FakeError> 
             let m = netfw::table_made(w, plan, *made)?;
             w.fw_table_delete(actor, m)
         }
+        Op::FwTablePrune => w.fw_table_prune(actor),
         Op::FwRuleAdd { chain, rule, tag } => w.fw_rule_add(actor, *chain, rule, tag),
         Op::FwRuleDel { chain, tag } => w.fw_rule_del(actor, *chain, tag),
     }

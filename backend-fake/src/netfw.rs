@@ -218,6 +218,20 @@ impl World {
         Ok(())
     }
 
+    /// `fw prune-table`: the table goes when it has no rule left.
+    pub(crate) fn fw_table_prune(&mut self, actor: u32) -> Result<(), FakeError> {
+        let ns = self.fw_ns("fw prune-table", actor)?;
+        if self
+            .m
+            .fw
+            .get(&ns)
+            .is_some_and(|table| table.values().all(|rules| rules.is_empty()))
+        {
+            self.m.fw.remove(&ns);
+        }
+        Ok(())
+    }
+
     fn fw_chain(
         &mut self,
         op: &'static str,

@@ -337,6 +337,7 @@ impl LinuxBackend {
             | Op::SysctlRestore { .. }
             | Op::FwTableEnsure { .. }
             | Op::FwTableDelete { .. }
+            | Op::FwTablePrune
             | Op::FwRuleAdd { .. }
             | Op::FwRuleDel { .. } => Err(netlink()),
         }

@@ -398,6 +398,17 @@ fn network_rm_is_refused_while_in_use() {
     ok(&e.run(&["network", "rm", "busy"]));
     assert_eq!(Engine::host_links(&bridge), Vec::<String>::new());
     assert!(e.lines(&["network", "ls", "-q"]).is_empty());
+    // The last network gone (no other test runs at the same time), berth's table went
+    // with it: `nft list ruleset` shows nothing of berth.
+    let ruleset = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .unwrap();
+    assert!(
+        !text(&ruleset.stdout).contains("berth"),
+        "{}",
+        text(&ruleset.stdout)
+    );
 }
 
 fn concurrent_runs_get_distinct_addresses() {

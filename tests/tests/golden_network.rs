@@ -66,7 +66,8 @@ fn teardown_plan() -> Plan {
 }
 
 /// A root host with `/run/berth/netns` (the engine makes it once) on which forwarding is
-/// on and berth's table exists already, as after the first network: teardown leaves both.
+/// on, as after the first network: teardown leaves it on, and removes berth's table with
+/// the last network's rules.
 fn host() -> FakeHost {
     let mut fake = FakeHost::new(&host_preset("v2")).with_dir(DEFAULT_NETNS_ROOT);
     let setup = build(|b| {
@@ -76,8 +77,6 @@ fn host() -> FakeHost {
             value: "1".to_owned(),
             made,
         });
-        let made = b.made();
-        b.runtime(Op::FwTableEnsure { made });
     });
     execute(&setup, &mut fake).unwrap();
     fake

@@ -134,6 +134,16 @@ pub(crate) fn delete_table(step: &str) -> Result<(), NetError> {
     nft(step, &["delete", "table", family, name], None).map(drop)
 }
 
+/// Deletes berth's table when it has no rule left; leaves it (and says nothing) when a
+/// rule is still there or when there is no table.
+pub(crate) fn prune_table(step: &str) -> Result<(), NetError> {
+    let (family, name) = table();
+    if !table_exists(step)? || !table_rules(step)?.is_empty() {
+        return Ok(());
+    }
+    nft(step, &["delete", "table", family, name], None).map(drop)
+}
+
 /// The handles of the rules of `chain` whose comment is `tag`.
 fn handles(step: &str, chain: FwChain, tag: &str) -> Result<Vec<u64>, NetError> {
     let (family, name) = table();

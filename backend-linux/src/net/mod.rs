@@ -325,6 +325,7 @@ impl NetBackend {
                 Made::Table(true) => fw::delete_table(text),
                 Made::Table(false) | Made::Sysctl(_) => Ok(()),
             },
+            Op::FwTablePrune => fw::prune_table(text),
             Op::FwRuleAdd { chain, rule, tag } => fw::add_rule(text, *chain, rule, tag),
             Op::FwRuleDel { chain, tag } => fw::del_rule(text, *chain, tag),
             Op::StateCreate { .. }

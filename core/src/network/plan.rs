@@ -223,6 +223,8 @@ pub fn plan_network_remove(net: &Network, b: &mut PlanBuilder) {
         netns: NetnsRef::Host,
         index,
     });
+    // The last network's rules gone, berth's table goes too.
+    b.runtime(Op::FwTablePrune);
 }
 
 /// The DNAT rules of a container's published ports, `(chain, rule, tag)` in the order

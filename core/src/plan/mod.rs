@@ -587,6 +587,10 @@ pub enum Op {
         /// What the ensure bound.
         made: MadeRef,
     },
+    /// Delete berth's nftables table if no rule is left in it (no table: nothing to do);
+    /// the last network's removal ends with it, so `nft list ruleset` shows nothing of
+    /// berth. No undo: any later `fw ensure-table` makes the table again.
+    FwTablePrune,
     /// Append a rule to a chain of berth's table, with `tag` as its comment. Fails if a
     /// rule of the chain already carries the tag.
     FwRuleAdd {
@@ -1396,6 +1400,7 @@ impl fmt::Display for OpText<'_> {
                 write!(f, "fw ensure-table {FW_TABLE} -> {}", made(*m))
             }
             Op::FwTableDelete { made: m } => write!(f, "fw delete-table {}", made(*m)),
+            Op::FwTablePrune => write!(f, "fw prune-table {FW_TABLE}"),
             Op::FwRuleAdd { chain, rule, tag } => write!(f, "fw add {chain} {rule} [{tag}]"),
             Op::FwRuleDel { chain, tag } => write!(f, "fw del {chain} [{tag}]"),
         }
