@@ -65,6 +65,9 @@ cleanup() {
         for id in $("${e[@]}" ps -a -q --no-trunc 2>/dev/null); do "${e[@]}" rm -f "$id" >/dev/null 2>&1; done
         "${e[@]}" network rm benchnet >/dev/null 2>&1
     fi
+    # The sandboxes' directory is a shared mount point of its own (as iproute2 makes
+    # /run/netns); it would keep the tmpfs busy.
+    mountpoint -q "$runroot/engine/netns" && umount "$runroot/engine/netns"
     for rt in berth runc crun; do
         local bin=${!rt} root=$runroot/$rt
         [[ -d $root ]] || continue
