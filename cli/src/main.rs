@@ -28,7 +28,8 @@ use crate::log::{LogFormat, Logger};
 #[command(
     name = "berth",
     disable_version_flag = true,
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    after_help = ENGINE_HELP
 )]
 struct Cli {
     /// Print berth's version and the runtime-spec version it implements.
@@ -361,6 +362,12 @@ fn puts_a_process_into_a_container(cli: &Cli) -> bool {
         _ => false,
     }
 }
+
+/// Where `berth --help` points at the engine's commands.
+const ENGINE_HELP: &str = "The commands above are the OCI runtime's (runc's command line). \
+berth is also an engine, like docker: `berth run IMAGE`, `ps`, `logs`, `exec`, `stop`, `rm`, \
+`images`, `import`, `load`, `pull`, `network`, ... are carried out by `berth-engine`, \
+installed beside berth; `berth-engine --help` lists them.";
 
 /// Runtime options before the command that take a value.
 const RUNTIME_GLOBALS_WITH_VALUE: [&str; 4] = ["--root", "--log", "--log-format", "--trace"];
