@@ -220,6 +220,9 @@ fn bad_input_is_refused_cleanly() {
     assert!(err.contains("bad name"), "{err}");
     let err = fails(&e.run(&["logs", "nosuch"]));
     assert!(err.contains("no such container: nosuch"), "{err}");
+    // One line, each cause once.
+    let err = run_fails(&e.run(&["run", "--rm", "-u", "ghost", "busybox", "true"]));
+    assert_eq!(err.matches("ghost").count(), 1, "{err}");
     let err = run_fails(&e.run(&["run", "--rm", "busybox", "/no/such/program"]));
     assert!(err.contains("/no/such/program"), "{err}");
     assert!(e.ids().is_empty(), "{:?}", e.ids());

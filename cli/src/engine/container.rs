@@ -19,7 +19,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
 use crate::Global;
-use crate::image::{rfc3339, store_error};
+use crate::image::{one_line, rfc3339, store_error};
 
 /// Arguments of `create` (and of `run`, which adds `-d`).
 #[derive(Debug, Args)]
@@ -303,7 +303,7 @@ pub(crate) enum ContainerCommand {
 fn engine_error(err: EngineError) -> anyhow::Error {
     match err {
         EngineError::Store(e) => store_error(e),
-        other => anyhow!(other),
+        other => one_line(&other),
     }
 }
 

@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use berth_backend_linux::engine::EngineError;
 use berth_backend_linux::engine::cp::{CopyOptions, CpError, HostDest, HostSource};
 use clap::Args;
@@ -64,7 +64,7 @@ fn split_arg(arg: &str) -> End<'_> {
 fn cp_error(err: CpError) -> anyhow::Error {
     match err {
         CpError::Engine(EngineError::Store(e)) => store_error(e),
-        other => anyhow!(other),
+        other => crate::image::one_line(&other),
     }
 }
 

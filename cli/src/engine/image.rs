@@ -65,8 +65,14 @@ pub(crate) fn store_error(err: StoreError) -> anyhow::Error {
     if let StoreError::UnknownImage { name } = &err {
         return anyhow!("no such image: {name}");
     }
+    one_line(&err)
+}
+
+/// An error as one line: its text, then each cause its text does not already hold (some
+/// messages include their cause, not all).
+pub(crate) fn one_line(err: &dyn std::error::Error) -> anyhow::Error {
     let mut line = err.to_string();
-    let mut cause = std::error::Error::source(&err);
+    let mut cause = err.source();
     while let Some(c) = cause {
         let text = c.to_string();
         if !line.contains(&text) {

@@ -85,7 +85,7 @@ pub(crate) struct ConnectArgs {
 fn engine_err(e: berth_backend_linux::engine::EngineError) -> anyhow::Error {
     match e {
         berth_backend_linux::engine::EngineError::Store(s) => store_error(s),
-        other => anyhow!(other),
+        other => crate::image::one_line(&other),
     }
 }
 
