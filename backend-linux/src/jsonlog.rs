@@ -166,6 +166,9 @@ pub struct ReadOptions<'a> {
     /// container has exited and its monitor closed the log), the rest is read and
     /// [`read_logs`] returns.
     pub stop_following: &'a dyn Fn() -> bool,
+    /// Pass partial messages on as they come instead of joining them into lines: what an
+    /// attached terminal needs (a shell's prompt has no newline).
+    pub raw: bool,
 }
 
 impl std::fmt::Debug for ReadOptions<'_> {
@@ -244,7 +247,10 @@ pub fn read_logs(
         }
     }
 
-    let mut joiner = Joiner::default();
+    let mut joiner = Joiner {
+        raw: opts.raw,
+        ..Joiner::default()
+    };
     let mut last = VecDeque::new();
     {
         let mut history = |line: LogLine| match opts.tail {
@@ -391,10 +397,15 @@ impl Source {
 struct Joiner {
     stdout: Option<LogLine>,
     stderr: Option<LogLine>,
+    /// Pieces go on unjoined.
+    raw: bool,
 }
 
 impl Joiner {
     fn push(&mut self, piece: LogLine, emit: &mut Emit) -> Result<(), LogReadError> {
+        if self.raw {
+            return emit(piece);
+        }
         let slot = match piece.stream {
             Stream::Stdout => &mut self.stdout,
             Stream::Stderr => &mut self.stderr,

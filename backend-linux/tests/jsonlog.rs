@@ -46,6 +46,7 @@ fn read_all(path: &Path, tail: Option<usize>) -> Result<Vec<LogLine>, LogReadErr
         tail,
         follow: false,
         stop_following: &never,
+        raw: false,
     };
     read_logs(path, &opts, &mut |l: &LogLine| {
         got.push(l.clone());
@@ -232,6 +233,7 @@ fn follow_picks_up_new_lines_and_a_rotation_until_told_to_stop() {
             tail: Some(2),
             follow: true,
             stop_following: &stop,
+            raw: false,
         };
         read_logs(&path, &opts, &mut |l: &LogLine| {
             got.push(l.clone());
@@ -256,6 +258,7 @@ fn follow_waits_at_the_end_until_told_to_stop() {
         tail: None,
         follow: true,
         stop_following: &stop,
+        raw: false,
     };
     let mut got = Vec::new();
     read_logs(&path, &opts, &mut |l: &LogLine| {

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod e2e_cli_support;
+mod e2e_clients_support;
 mod e2e_engine_support;
 mod e2e_linux_support;
 
@@ -54,6 +55,7 @@ fn main() {
             logs_follow_tail_timestamps_attach,
         ),
         ("rmi_refuses_an_image_in_use", rmi_refuses_an_image_in_use),
+        ("run_it_follows_the_terminal", run_it_follows_the_terminal),
     ]);
 }
 
@@ -512,4 +514,29 @@ fn rmi_refuses_an_image_in_use() {
         std::fs::read_dir(e.data().join("layers")).unwrap().count(),
         0
     );
+}
+
+fn run_it_follows_the_terminal() {
+    let e = engine();
+    // `run -it` in a 120x30 tmux pane: raw mode, the pane's size, then a resize followed.
+    let cmd = e.command(&["run", "-it", "--rm", "busybox", "sh"]);
+    let line = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tmux = e2e_clients_support::Tmux::start(&line);
+    tmux.wait_for("/ #", 20).unwrap();
+    tmux.send_line("stty size");
+    tmux.wait_for("30 120", 10).unwrap();
+    tmux.resize(100, 40);
+    // The engine looks at its terminal whenever it polls the log (10 times a second).
+    assert!(wait_until(10, || {
+        tmux.send_line("stty size");
+        std::thread::sleep(Duration::from_millis(300));
+        tmux.screen().contains("40 100")
+    }));
+    tmux.send_line("exit 3");
+    tmux.wait_for("EXITED=3", 10).unwrap();
+    assert!(e.ids().is_empty(), "--rm left {:?}", e.ids());
 }

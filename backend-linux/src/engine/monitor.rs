@@ -39,6 +39,9 @@ use crate::store::containers::{ContainerRecord, ContainerState, StateChange};
 const PID_FILE: &str = "monitor.pid";
 /// The json-file log in a container's directory.
 pub const LOG_FILE: &str = "container.log";
+/// Where an attached `berth run -t` writes its terminal's size (`ROWS COLS`) when it
+/// changes; the monitor applies it to the pty.
+pub const WINSIZE_FILE: &str = "winsize";
 
 /// A started monitor, seen from the engine.
 #[derive(Debug)]
@@ -256,6 +259,10 @@ struct Running {
     outputs: Vec<(OwnedFd, Stream, LineSplitter)>,
     /// For `-i -t`: the monitor's stdin goes to the pty master.
     stdin_to: Option<OwnedFd>,
+    /// For `-t`: the pty master, and the file (`winsize` in the container's directory)
+    /// through which an attached `berth run -t` passes its terminal's new size, with the
+    /// modification time last applied.
+    resize: Option<(OwnedFd, PathBuf, Option<std::time::SystemTime>)>,
     log: Option<LogWriter>,
 }
 
@@ -275,6 +282,7 @@ fn start_container(
     let pid_arg = pid_file.to_string_lossy().into_owned();
     let mut outputs = Vec::new();
     let mut stdin_to = None;
+    let mut resize = None;
     let result = if settings.tty {
         let sock_path = engine.exec_root.join(format!("c-{}.sock", &c.id[..12]));
         let _ = fs::remove_file(&sock_path);
@@ -311,6 +319,11 @@ fn start_container(
             if settings.interactive {
                 stdin_to = Some(master.try_clone().map_err(io_err("dup", &sock_path))?);
             }
+            resize = Some((
+                master.try_clone().map_err(io_err("dup", &sock_path))?,
+                dir.join(WINSIZE_FILE),
+                None,
+            ));
             outputs.push((master, Stream::Stdout, LineSplitter::new(Stream::Stdout)));
         }
         result
@@ -374,6 +387,7 @@ fn start_container(
         pid,
         outputs,
         stdin_to,
+        resize,
         log: Some(log),
     })
 }
@@ -432,6 +446,25 @@ fn mount_rootfs(settings: &Settings, dir: &Path) -> Result<(), EngineError> {
 }
 
 impl Running {
+    /// Sets the pty's size when the `winsize` file (`ROWS COLS`) changed since last time.
+    fn apply_resize(&mut self) {
+        let Some((master, path, last)) = &mut self.resize else {
+            return;
+        };
+        let Ok(modified) = fs::metadata(&*path).and_then(|m| m.modified()) else {
+            return;
+        };
+        if *last == Some(modified) {
+            return;
+        }
+        *last = Some(modified);
+        let text = fs::read_to_string(&*path).unwrap_or_default();
+        let mut words = text.split_whitespace().map(str::parse::<u16>);
+        if let (Some(Ok(rows)), Some(Ok(cols))) = (words.next(), words.next()) {
+            let _ = crate::set_winsize(&*master, rows, cols);
+        }
+    }
+
     /// Copies the container's output to the log until it exits; its exit code (128+N
     /// when killed by signal N, as docker reports).
     fn pump(mut self) -> i32 {
@@ -440,6 +473,7 @@ impl Running {
         let mut buf = vec![0u8; 32 * 1024];
         let stdin = io::stdin();
         let mut stdin_open = self.stdin_to.is_some();
+        let tty = self.resize.is_some();
         loop {
             if self.outputs.is_empty() {
                 break;
@@ -452,7 +486,12 @@ impl Running {
             if stdin_open {
                 fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             }
-            let timeout = if code.is_some() { 50u16 } else { 500 };
+            let timeout = match (code.is_some(), self.resize.is_some()) {
+                (true, _) => 50u16,
+                // A terminal's size changes are looked for five times a second.
+                (false, true) => 200,
+                (false, false) => 500,
+            };
             let ready = poll(&mut fds, PollTimeout::from(timeout)).unwrap_or(0);
             let revents: Vec<PollFlags> = fds
                 .iter()
@@ -473,7 +512,14 @@ impl Running {
                 match nix::unistd::read(&*fd, &mut buf) {
                     Ok(0) | Err(Errno::EIO) => closed.push(i),
                     Ok(n) => {
-                        for line in splitter.push(&buf[..n], now()) {
+                        let time = now();
+                        let mut lines = splitter.push(&buf[..n], time);
+                        // A terminal's output goes out as it comes (a prompt has no
+                        // newline); pipes' output is cut into lines, as docker does.
+                        if tty && let Some(rest) = splitter.finish(time) {
+                            lines.push(rest);
+                        }
+                        for line in lines {
                             if let Some(log) = &mut self.log {
                                 let _ = log.write(&line);
                             }
@@ -504,6 +550,7 @@ impl Running {
                     let _ = log.write(&line);
                 }
             }
+            self.apply_resize();
             if code.is_none() {
                 code = reap(init, false);
             }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
-use berth_backend_linux::engine::monitor::LOG_FILE;
+use berth_backend_linux::engine::monitor::{LOG_FILE, WINSIZE_FILE};
 use berth_backend_linux::engine::{Engine, EngineError, NewContainer};
 use berth_backend_linux::jsonlog::{ReadOptions, read_logs, write_plain};
 use berth_backend_linux::store::StoreError;
@@ -473,13 +473,26 @@ pub(crate) fn run(g: &Global, args: &RunArgs) -> anyhow::Result<i32> {
         })
     };
     let log = engine.container_dir(&c.id).join(LOG_FILE);
-    let stop = || done.load(Ordering::SeqCst);
+    // With -t, the terminal's size follows along: a change goes to the monitor through
+    // the container's `winsize` file (looked at whenever the log is polled).
+    let winsize = engine.container_dir(&c.id).join(WINSIZE_FILE);
+    let last = std::cell::Cell::new(None);
+    let stop = || {
+        if args.create.tty
+            && let Ok(size) = berth_backend_linux::get_winsize(io::stdout())
+            && last.get() != Some(size)
+        {
+            last.set(Some(size));
+            let _ = std::fs::write(&winsize, format!("{} {}\n", size.0, size.1));
+        }
+        done.load(Ordering::SeqCst)
+    };
     // `-it` on a terminal: keys go to the container's pty as typed (^C included); its
     // line discipline echoes them.
     let raw = (args.create.tty && args.create.interactive)
         .then(|| RawMode::enter(io::stdin()).ok())
         .flatten();
-    let result = follow_log(&log, None, false, &stop);
+    let result = follow_log(&log, None, false, true, &stop);
     drop(raw);
     let (code, monitor) = waiter
         .join()
@@ -516,11 +529,13 @@ impl Drop for RawMode {
     }
 }
 
-/// Copies a container's log to stdout and stderr.
+/// Copies a container's log to stdout and stderr; `raw` (an attached `run` or `attach`)
+/// passes each piece on at once, a prompt without a newline too.
 fn follow_log(
     log: &std::path::Path,
     tail: Option<usize>,
     timestamps: bool,
+    raw: bool,
     stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<()> {
     let stdout = io::stdout();
@@ -529,9 +544,15 @@ fn follow_log(
         tail,
         follow: true,
         stop_following: stop,
+        raw,
     };
     read_logs(log, &opts, &mut |line| {
-        write_plain(line, timestamps, &mut stdout.lock(), &mut stderr.lock())
+        let (mut out, mut err) = (stdout.lock(), stderr.lock());
+        write_plain(line, timestamps, &mut out, &mut err)?;
+        if raw {
+            out.flush()?;
+        }
+        Ok(())
     })
     .with_context(|| format!("reading {}", log.display()))
 }
@@ -726,7 +747,7 @@ pub(crate) fn logs(g: &Global, args: &LogsArgs) -> anyhow::Result<()> {
                         || engine.observed_state(&c) == ContainerState::Exited
                 })
     };
-    follow_log(&log, tail, args.timestamps, &stop)
+    follow_log(&log, tail, args.timestamps, false, &stop)
 }
 
 /// `berth attach`: the running container's output from now on, until it exits; exits
@@ -753,7 +774,7 @@ pub(crate) fn attach(g: &Global, args: &AttachArgs) -> anyhow::Result<i32> {
             .and_then(|s| s.container(&id).ok())
             .is_none_or(|c| !matches!(c.state, ContainerState::Running | ContainerState::Paused))
     };
-    follow_log(&log, Some(0), false, &stop)?;
+    follow_log(&log, Some(0), false, true, &stop)?;
     let after = engine.wait_exit(&c.id, None).map_err(engine_error)?;
     Ok(after.and_then(|c| c.exit_code).unwrap_or(0))
 }

@@ -832,6 +832,16 @@ impl Tmux {
         ok("tmux send-keys", &out);
     }
 
+    /// Resizes the window (and its one pane) to `cols` x `rows`.
+    pub(crate) fn resize(&self, cols: u16, rows: u16) {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "resize-window", "-t", "t"])
+            .args(["-x", &cols.to_string(), "-y", &rows.to_string()])
+            .output()
+            .unwrap();
+        ok("tmux resize-window", &out);
+    }
+
     /// The pane's text.
     pub(crate) fn screen(&self) -> String {
         let out = Command::new("tmux")
