@@ -27,9 +27,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use berth_core::exec::execute;
-use berth_core::plan::{HostPath, PlanBuilder};
-use berth_core::planner::image_mount::plan_rootfs;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::mount::{MntFlags, umount2};
@@ -1122,23 +1119,7 @@ impl Engine {
             return Ok(OpenRootfs { fd, mounted: None });
         }
         let settings = Engine::settings(c)?;
-        let host = |p: &Path| HostPath::new(p.to_string_lossy().into_owned());
-        let layers: Vec<HostPath> = settings.layers.iter().map(|p| host(p)).collect();
-        let mut b = PlanBuilder::new();
-        plan_rootfs(
-            &layers,
-            &host(&dir.join("upper")),
-            &host(&dir.join("work")),
-            &host(&target),
-            &mut b,
-        )
-        .map_err(|e| EngineError::Plan(e.to_string()))?;
-        let plan = b.finish();
-        execute(&plan, &mut crate::LinuxBackend::new()).map_err(|e| EngineError::Io {
-            op: "mount the overlay rootfs",
-            path: target.clone(),
-            source: io::Error::other(e.to_string()),
-        })?;
+        self.mount_rootfs(&c.id, &settings.layers)?;
         let fd = match open_dir(&target) {
             Ok(fd) => fd,
             Err(e) => {

@@ -29,9 +29,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_core::config::{CreateOptions, CreateRequest};
-use berth_core::image::Digest;
+use berth_core::exec::execute;
 use berth_core::network::{HostsEntry, PortMapping};
-use berth_core::plan::{HostPath, PlanBuilder};
+use berth_core::plan::{HostPath, Plan, PlanBuilder};
 use berth_core::planner::image_mount::plan_rootfs;
 use berth_core::runconfig::{RunConfigError, RunOptions, build_run_config};
 use berth_core::user::{ResolvedUser, UserError, parse_group, parse_passwd, resolve_user};
@@ -468,17 +468,7 @@ impl Engine {
         }
         let dir = self.container_dir(&p.id);
         let host = |path: &Path| HostPath::new(path.to_string_lossy().into_owned());
-        let layers: Vec<HostPath> = p.settings.layers.iter().map(|l| host(l)).collect();
-        let mut b = PlanBuilder::new();
-        plan_rootfs(
-            &layers,
-            &host(&dir.join("upper")),
-            &host(&dir.join("work")),
-            &host(&dir.join("rootfs")),
-            &mut b,
-        )
-        .map_err(|e| EngineError::Plan(e.to_string()))?;
-        let overlay = b.finish();
+        let overlay = self.rootfs_plan(&p.id, &p.settings.layers)?;
         let text =
             serde_json::to_string_pretty(&p.config).map_err(|source| EngineError::Settings {
                 id: p.id.clone(),
@@ -534,8 +524,8 @@ impl Engine {
     fn prepare(&self, store: &Store, req: &NewContainer) -> Result<Prepared, EngineError> {
         let image = store.resolve(&req.image)?;
         let config_blob = store.blob(image.digest())?;
-        let image_config: oci_spec_image::ImageConfiguration = serde_json::from_slice(&config_blob)
-            .map_err(|source| EngineError::ImageConfig {
+        let image_config: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(&config_blob).map_err(|source| EngineError::ImageConfig {
                 image: req.image.clone(),
                 source,
             })?;
@@ -688,10 +678,17 @@ impl Engine {
             };
             drop(store);
             let running = matches!(c.state, ContainerState::Running | ContainerState::Paused);
-            if !running
-                || self.observed_state(&c) == ContainerState::Exited && !self.monitor_alive(&c)
-            {
+            if !running {
                 return Ok(Some(c));
+            }
+            if self.observed_state(&c) == ContainerState::Exited && !self.monitor_alive(&c) {
+                // Its monitor is gone: it may have recorded the exit since `c` was read
+                // (then the row read now has it), or it died without (a crash).
+                return match self.store()?.container(id) {
+                    Ok(now) => Ok(Some(now)),
+                    Err(StoreError::UnknownContainer { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
+                };
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(Some(c));
@@ -811,6 +808,34 @@ impl Engine {
         Ok(())
     }
 
+    /// The plan that mounts container `id`'s overlay root file system on its `rootfs/`
+    /// (core's [`plan_rootfs`]: `layers` below, bottom first; its own upper and work).
+    pub fn rootfs_plan(&self, id: &str, layers: &[PathBuf]) -> Result<Plan, EngineError> {
+        let dir = self.container_dir(id);
+        let host = |p: &Path| HostPath::new(p.to_string_lossy().into_owned());
+        let layers: Vec<HostPath> = layers.iter().map(|p| host(p)).collect();
+        let mut b = PlanBuilder::new();
+        plan_rootfs(
+            &layers,
+            &host(&dir.join("upper")),
+            &host(&dir.join("work")),
+            &host(&dir.join("rootfs")),
+            &mut b,
+        )
+        .map_err(|e| EngineError::Plan(e.to_string()))?;
+        Ok(b.finish())
+    }
+
+    /// Carries out [`Engine::rootfs_plan`] (rolled back on failure).
+    pub fn mount_rootfs(&self, id: &str, layers: &[PathBuf]) -> Result<(), EngineError> {
+        let plan = self.rootfs_plan(id, layers)?;
+        execute(&plan, &mut crate::LinuxBackend::new()).map_err(|e| EngineError::Io {
+            op: "mount the overlay rootfs",
+            path: self.container_dir(id).join("rootfs"),
+            source: io::Error::other(e.to_string()),
+        })
+    }
+
     /// Renames container `c`.
     pub fn rename(&self, c: &ContainerRecord, name: &str) -> Result<(), EngineError> {
         if !valid_name(name) {
@@ -822,17 +847,4 @@ impl Engine {
         self.store()?.rename_container(&c.id, name)?;
         Ok(())
     }
-
-    /// How many containers use image `id` (for `rmi`).
-    pub fn image_users(&self, id: &ImageId) -> Result<usize, EngineError> {
-        Ok(self.store()?.container_users(id)?)
-    }
 }
-
-/// An image digest's short form, for messages.
-pub fn short(d: &Digest) -> String {
-    d.hex().chars().take(12).collect()
-}
-
-/// Re-exported so the CLI need not name oci-spec's module path.
-pub use oci_spec::image as oci_spec_image;

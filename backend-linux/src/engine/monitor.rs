@@ -19,10 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
-use berth_core::exec::execute;
 use berth_core::jsonlog::{LineSplitter, Stream};
-use berth_core::plan::{HostPath, PlanBuilder};
-use berth_core::planner::image_mount::plan_rootfs;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, umount2};
@@ -272,7 +269,9 @@ fn start_container(
     dir: &Path,
 ) -> Result<Running, EngineError> {
     let settings: Settings = Engine::settings(c)?;
-    mount_rootfs(&settings, dir)?;
+    // Whatever a crash left mounted there goes first.
+    unmount_rootfs(dir)?;
+    engine.mount_rootfs(&c.id, &settings.layers)?;
     let log_path = dir.join(LOG_FILE);
     let log = LogWriter::open(&log_path, settings.log_max_size, settings.log_max_files)
         .map_err(io_err("open", &log_path))?;
@@ -415,33 +414,6 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), EngineError> {
         op: "pipe",
         path: PathBuf::from("(pipe)"),
         source: e.into(),
-    })
-}
-
-/// Mounts the image layers with the container's upper and work directories on
-/// `dir/rootfs`: the plan of [`plan_rootfs`], carried out by the Linux backend.
-fn mount_rootfs(settings: &Settings, dir: &Path) -> Result<(), EngineError> {
-    unmount_rootfs(dir)?;
-    let host = |p: &Path| HostPath::new(p.to_string_lossy().into_owned());
-    let layers: Vec<HostPath> = settings.layers.iter().map(|p| host(p)).collect();
-    let mut b = PlanBuilder::new();
-    plan_rootfs(
-        &layers,
-        &host(&dir.join("upper")),
-        &host(&dir.join("work")),
-        &host(&dir.join("rootfs")),
-        &mut b,
-    )
-    .map_err(|e| EngineError::Io {
-        op: "plan the overlay rootfs",
-        path: dir.join("rootfs"),
-        source: io::Error::other(e.to_string()),
-    })?;
-    let plan = b.finish();
-    execute(&plan, &mut crate::LinuxBackend::new()).map_err(|e| EngineError::Io {
-        op: "mount the overlay rootfs",
-        path: dir.join("rootfs"),
-        source: io::Error::other(e.to_string()),
     })
 }
 

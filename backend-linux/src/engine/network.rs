@@ -492,11 +492,6 @@ pub fn parse_subnet(text: &str) -> Result<IpNet, EngineError> {
     ipam::parse_cidr(text).map_err(plan_err)
 }
 
-/// The path of a file under a directory, for messages.
-pub fn shown(path: &Path) -> String {
-    path.display().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
