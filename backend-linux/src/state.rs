@@ -20,7 +20,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_core::plan::{HookSpec, HostPath, Plan};
 use berth_core::state::{ContainerRecord, Observed, ProcStat, Status};
 use nix::errno::Errno;
-use serde_json::{Map, Value};
 
 use crate::error::SysResult;
 use crate::ns::io_errno;
@@ -160,11 +159,16 @@ fn write_record(
     durable: bool,
 ) -> SysResult<()> {
     let path = Path::new(dir.as_str()).join(STATE_FILE);
+    // Only `created` is read back: a record carries the whole plan, and parsing all of it
+    // into a JSON tree on each of a create's record writes was most of berth's heap.
+    #[derive(serde::Deserialize)]
+    struct Created {
+        created: String,
+    }
     let created = std::fs::read(&path)
         .ok()
-        .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
-        .and_then(|m| m.get("created").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| rfc3339_nano(SystemTime::now()));
+        .and_then(|b| serde_json::from_slice::<Created>(&b).ok())
+        .map_or_else(|| rfc3339_nano(SystemTime::now()), |c| c.created);
     let record = ContainerRecord {
         oci_version: OCI_VERSION.to_owned(),
         id: fields.id.to_owned(),
