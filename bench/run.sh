@@ -48,7 +48,8 @@ fi
 
 say "building berth (release)"
 cargo build --release --locked -q -p berth --bins
-berth=$repo/target/release/berth
+# Built for the host's own target (.cargo/config.toml), so under target/<triple>/.
+berth=$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth
 runc=$(command -v runc)
 crun=$(command -v crun)
 

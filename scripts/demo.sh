@@ -50,7 +50,8 @@ fi
 
 say "building berth"
 cargo build --release --locked -p berth --bins
-berth="$PWD/target/release/berth"
+# Built for the host's own target (.cargo/config.toml), so under target/<triple>/.
+berth="$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/berth-demo.XXXXXX")"
 if [[ "$keep" == true ]]; then

@@ -1642,6 +1642,28 @@ mod tests {
         }
     }
 
+    /// `process.execCPUAffinity` is checked by third_party/oci-spec's hand-written CPU-list
+    /// check (berth's patch, which replaced a regex): lists pass, anything else is refused
+    /// at its path.
+    #[test]
+    fn exec_cpu_affinity_is_a_cpu_list() {
+        for ok in ["0", "0-3", "0-3,7", "4-6,8,10-11"] {
+            let r =
+                with(|v| v["process"]["execCPUAffinity"] = json!({ "initial": ok, "final": ok }));
+            assert!(r.is_ok(), "{ok}: {r:?}");
+        }
+        for bad in [
+            "", "0-3,,7", "4-6.,8", "1-2-3", "-1", "1-", ",1", "a", "\u{0663}",
+        ] {
+            let e = error(|v| v["process"]["execCPUAffinity"] = json!({ "final": bad }));
+            assert!(
+                e.starts_with("process.execCPUAffinity.final: "),
+                "{bad:?}: {e}"
+            );
+            assert!(e.contains("Invalid execCPUAffinity format"), "{bad:?}: {e}");
+        }
+    }
+
     #[test]
     fn default_config_parses() {
         let c = parse_config(&default_config_json(None), &bundle()).unwrap();

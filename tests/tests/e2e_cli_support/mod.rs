@@ -20,7 +20,12 @@ pub(crate) fn berth_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-        let target_dir = profile_dir.parent().unwrap();
+        // <target-dir>/<profile>, or <target-dir>/<triple>/<profile> when built for an
+        // explicit target (as .cargo/config.toml asks); the target dir has CACHEDIR.TAG.
+        let mut target_dir = profile_dir.parent().unwrap();
+        if !target_dir.join("CACHEDIR.TAG").exists() {
+            target_dir = target_dir.parent().unwrap();
+        }
         let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
         cargo
             .args(["build", "--quiet", "-p", "berth", "--bins"])
