@@ -418,8 +418,10 @@ const ENGINE_COMMANDS: [&str; 22] = [
 /// otherwise it is the engine's (`berth run busybox`, `berth ps`, `berth exec web ps`).
 fn is_engine_command(args: &[String]) -> bool {
     let root = std::path::Path::new(DEFAULT_ROOT);
+    // A runtime container is a directory with its record (not `..`, and not the engine's
+    // own directories there, such as `netns`).
     routes_to_engine(args, std::path::Path::new("config.json").exists(), &|id| {
-        !id.contains('/') && root.join(id).is_dir()
+        !id.contains('/') && id != "." && id != ".." && root.join(id).join("state.json").is_file()
     })
 }
 

@@ -229,6 +229,16 @@ fn ipam_full_subnet_and_fixed_ip() {
     let e = engine();
     // A /29 has 6 host addresses; the gateway takes one: 5 containers fit.
     ok(&e.run(&["network", "create", "--subnet", "10.231.3.0/29", "tiny"]));
+    // A subnet that overlaps one of berth's networks is refused, naming that network, and
+    // nothing is made.
+    let clash = e.run(&["network", "create", "--subnet", "10.231.3.0/24", "clash"]);
+    assert_eq!(clash.status.code(), Some(1), "{clash:?}");
+    let msg = text(&clash.stderr);
+    assert!(
+        msg.contains("overlaps network tiny's subnet 10.231.3.0/29"),
+        "{msg}"
+    );
+    assert!(!text(&e.run(&["network", "ls"]).stdout).contains("clash"));
     let out = e.run(&[
         "run",
         "-d",

@@ -126,6 +126,18 @@ pub enum EngineError {
     /// A plan could not be made (the message names why).
     #[error("planning: {0}")]
     Plan(String),
+    /// `network create --subnet` with a subnet one of berth's networks already covers.
+    #[error("network {name}: subnet {subnet} overlaps network {other}'s subnet {theirs}")]
+    SubnetOverlap {
+        /// The network being made.
+        name: String,
+        /// Its subnet.
+        subnet: String,
+        /// The network already there.
+        other: String,
+        /// That network's subnet.
+        theirs: String,
+    },
     /// The container did not exit in time after SIGKILL.
     #[error("container {name} did not exit within {seconds} s of SIGKILL")]
     StopTimeout {

@@ -133,15 +133,31 @@ impl Engine {
         internal: bool,
     ) -> Result<NetworkRow, EngineError> {
         let mut store = self.store()?;
+        // berth's own networks' subnets. A given subnet may not overlap any of them (as
+        // docker's "Pool overlaps with other one on this address space"): two bridges with
+        // one subnet would route it to whichever came last. (Host routes are the user's
+        // business when they choose a subnet; the default pools avoid them.)
+        let mut ours = Vec::new();
+        for row in store.networks()? {
+            if let Some(b) = Self::parse_network(&row)?.bridge_net() {
+                ours.push((row.name, b.subnet.clone()));
+            }
+        }
         let subnet = match subnet {
-            Some(s) => s,
+            Some(s) => {
+                if let Some((other, theirs)) = ours.iter().find(|(_, t)| ipam::overlaps(&s, t)) {
+                    return Err(EngineError::SubnetOverlap {
+                        name: name.to_owned(),
+                        subnet: s.to_string(),
+                        other: other.clone(),
+                        theirs: theirs.to_string(),
+                    });
+                }
+                s
+            }
             None => {
                 let mut taken = host_routes();
-                for row in store.networks()? {
-                    if let Some(b) = Self::parse_network(&row)?.bridge_net() {
-                        taken.push(b.subnet.clone());
-                    }
-                }
+                taken.extend(ours.into_iter().map(|(_, subnet)| subnet));
                 ipam::default_subnet(&taken).map_err(plan_err)?
             }
         };

@@ -20,24 +20,35 @@ pub(crate) fn berth_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-        // <target-dir>/<profile>, or <target-dir>/<triple>/<profile> when built for an
-        // explicit target (as .cargo/config.toml asks); the target dir has CACHEDIR.TAG.
-        let mut target_dir = profile_dir.parent().unwrap();
-        if !target_dir.join("CACHEDIR.TAG").exists() {
-            target_dir = target_dir.parent().unwrap();
+        // The target dir: <target-dir>/<profile>, or <target-dir>/<triple>/<profile> when
+        // built for an explicit target (as .cargo/config.toml asks). Cargo puts a
+        // CACHEDIR.TAG in both <target-dir> and <target-dir>/<triple>: take the topmost.
+        let mut target_dir = profile_dir.as_path();
+        while let Some(up) = target_dir.parent()
+            && up.join("CACHEDIR.TAG").exists()
+        {
+            target_dir = up;
         }
         let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
         cargo
             .args(["build", "--quiet", "-p", "berth", "--bins"])
+            .args(["--message-format", "json"])
             .arg("--target-dir")
             .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit());
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cargo.arg("--release");
         }
-        let status = cargo.status().unwrap();
-        assert!(status.success(), "building berth failed");
-        profile_dir.join("berth")
+        let out = cargo.output().unwrap();
+        assert!(out.status.success(), "building berth failed");
+        // Where cargo put it, from its own report (not a guess at its layout).
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "berth")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no berth executable")
     })
 }
 
