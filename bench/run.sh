@@ -47,9 +47,11 @@ if ((${#need[@]})); then
 fi
 
 say "building berth (release)"
-cargo build --release --locked -q -p berth --bins
-# Built for the host's own target (.cargo/config.toml), so under target/<triple>/.
-berth=$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth
+# Where cargo put it (under target/<host triple>/, see .cargo/config.toml), from its own
+# report rather than a guess at its layout.
+berth=$(cargo build --release --locked -q -p berth --bins --message-format json-render-diagnostics |
+    sed -n 's/.*"executable":"\([^"]*\/berth\)".*/\1/p')
+[[ -x "$berth" ]] || { echo "bench/run.sh: cargo reported no berth executable" >&2; exit 1; }
 runc=$(command -v runc)
 crun=$(command -v crun)
 

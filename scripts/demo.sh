@@ -49,9 +49,11 @@ if [[ ! -x "$busybox" ]] || ldd "$busybox" >/dev/null 2>&1; then
 fi
 
 say "building berth"
-cargo build --release --locked -p berth --bins
-# Built for the host's own target (.cargo/config.toml), so under target/<triple>/.
-berth="$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# Where cargo put it (under target/<host triple>/, see .cargo/config.toml), from its own
+# report rather than a guess at its layout.
+berth=$(cargo build --release --locked -p berth --bins --message-format json-render-diagnostics |
+    sed -n 's/.*"executable":"\([^"]*\/berth\)".*/\1/p')
+[[ -x "$berth" ]] || { echo "demo.sh: cargo reported no berth executable" >&2; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/berth-demo.XXXXXX")"
 if [[ "$keep" == true ]]; then

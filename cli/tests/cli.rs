@@ -631,3 +631,46 @@ fn create_without_dry_run_refuses_a_bad_id_before_anything() {
     assert_eq!(err, "berth: invalid container id \"../escape\"");
     assert!(!root.exists());
 }
+
+/// Whether the ELF file at `path` asks for a program interpreter (`PT_INTERP`): a
+/// dynamically linked executable does, a static (or static-pie) one does not.
+fn has_interpreter(path: &str) -> bool {
+    let elf = fs::read(path).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF", "{path} is not an ELF file");
+    assert_eq!(elf[4], 2, "{path} is not a 64-bit ELF file");
+    assert_eq!(elf[5], 1, "{path} is not little-endian");
+    let word = |at: usize, n: usize| {
+        elf[at..at + n]
+            .iter()
+            .rev()
+            .fold(0u64, |v, b| (v << 8) | u64::from(*b))
+    };
+    let (phoff, phentsize, phnum) = (word(0x20, 8), word(0x36, 2), word(0x3a, 2));
+    (0..phnum).any(|i| {
+        let at = usize::try_from(phoff + i * phentsize).unwrap();
+        word(at, 4) == 3 // PT_INTERP
+    })
+}
+
+/// berth's binaries are static (.cargo/config.toml): BENCHMARKS.md's peak RSS and start
+/// times depend on it. A `RUSTFLAGS` in the environment replaces the config's flags, and
+/// the build would then quietly come out dynamic; this says so instead.
+#[test]
+fn the_binaries_are_static() {
+    for bin in [
+        env!("CARGO_BIN_EXE_berth"),
+        env!("CARGO_BIN_EXE_berth-engine"),
+    ] {
+        assert!(
+            !has_interpreter(bin),
+            "{bin} is dynamically linked: was RUSTFLAGS set (it replaces .cargo/config.toml's \
+             crt-static)?"
+        );
+    }
+    // And the check itself tells a dynamic executable.
+    let dynamic = ["/bin/sh", "/usr/bin/env"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap();
+    assert!(has_interpreter(dynamic), "{dynamic} reads as static");
+}

@@ -102,6 +102,8 @@ mod host {
     const MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
     /// Where the results share is mounted in the guest.
     const RESULTS_IN_GUEST: &str = "/run/results";
+    /// Where berth and this test binary are in the guest (a read-only share).
+    const BINS_IN_GUEST: &str = "/run/bins";
 
     /// What one guest run reported.
     #[derive(Debug)]
@@ -182,8 +184,26 @@ mod host {
             .map_err(|e| format!("tempdir: {e}"))?;
         let results = dir.path().join("results");
         std::fs::create_dir(&results).map_err(|e| format!("{}: {e}", results.display()))?;
+        // berth and this test binary reach the guest through a read-only share of their
+        // own: the guest mounts a tmpfs on /tmp (and /run), which would hide them in a
+        // checkout under /tmp. (They are static, so nothing else of the host's is needed.)
+        let bins = dir.path().join("bins");
+        std::fs::create_dir(&bins).map_err(|e| format!("{}: {e}", bins.display()))?;
+        let exe_name = exe.file_name().ok_or("current_exe has no file name")?;
+        for (from, name) in [
+            (berth, std::ffi::OsStr::new("berth")),
+            (exe.as_path(), exe_name),
+        ] {
+            let to = bins.join(name);
+            if std::fs::hard_link(from, &to).is_err() {
+                std::fs::copy(from, &to)
+                    .map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))?;
+            }
+        }
+        let in_guest = Path::new(BINS_IN_GUEST);
+        let script = init_script(&in_guest.join("berth"), &in_guest.join(exe_name));
         let initrd = dir.path().join("initrd.cpio");
-        let image = initramfs(&moddir, busybox, &init_script(berth, &exe))?;
+        let image = initramfs(&moddir, busybox, &script)?;
         std::fs::write(&initrd, image).map_err(|e| format!("{}: {e}", initrd.display()))?;
         let built = t0.elapsed();
 
@@ -210,6 +230,11 @@ mod host {
             .arg(format!(
                 "local,path={},mount_tag=results,security_model=none",
                 results.display()
+            ))
+            .arg("-virtfs")
+            .arg(format!(
+                "local,path={},mount_tag=bins,security_model=none,readonly=on",
+                bins.display()
             ))
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -371,6 +396,8 @@ $B mount -t tmpfs tmpfs $R/tmp || fail /tmp
 $B mount -t tmpfs tmpfs $R/run || fail /run
 $B mkdir $R{RESULTS_IN_GUEST}
 $B mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results $R{RESULTS_IN_GUEST} || fail "9p results"
+$B mkdir $R{BINS_IN_GUEST}
+$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 bins $R{BINS_IN_GUEST} || fail "9p bins"
 exec $B switch_root $R /bin/busybox sh -c '{stage2}'
 "#
         )

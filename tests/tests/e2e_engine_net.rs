@@ -239,6 +239,10 @@ fn ipam_full_subnet_and_fixed_ip() {
         "{msg}"
     );
     assert!(!text(&e.run(&["network", "ls"]).stdout).contains("clash"));
+    // The same name again is "in use", whatever its subnet.
+    let again = e.run(&["network", "create", "--subnet", "10.231.3.0/29", "tiny"]);
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(!text(&again.stderr).contains("overlaps"), "{again:?}");
     let out = e.run(&[
         "run",
         "-d",

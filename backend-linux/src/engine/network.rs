@@ -137,8 +137,9 @@ impl Engine {
         // docker's "Pool overlaps with other one on this address space"): two bridges with
         // one subnet would route it to whichever came last. (Host routes are the user's
         // business when they choose a subnet; the default pools avoid them.)
+        // (A network of the same name is left out: that is "name in use", from the store.)
         let mut ours = Vec::new();
-        for row in store.networks()? {
+        for row in store.networks()?.into_iter().filter(|r| r.name != name) {
             if let Some(b) = Self::parse_network(&row)?.bridge_net() {
                 ours.push((row.name, b.subnet.clone()));
             }

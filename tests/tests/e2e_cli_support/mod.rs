@@ -32,7 +32,8 @@ pub(crate) fn berth_bin() -> &'static Path {
         let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
         cargo
             .args(["build", "--quiet", "-p", "berth", "--bins"])
-            .args(["--message-format", "json"])
+            // JSON for the artifact list; diagnostics still rendered on stderr.
+            .args(["--message-format", "json-render-diagnostics"])
             .arg("--target-dir")
             .arg(target_dir)
             .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -610,7 +610,8 @@ where
 /// Whether `s` is a CPU list: `^(\d+(-\d+)?)(,\d+(-\d+)?)*$`, checked by hand.
 ///
 /// berth's patch (see PATCHES.md): upstream matches the expression with the `regex` crate,
-/// which put 440 KB of regex engine into every binary that deserializes a `Process`.
+/// which put a regex engine (1 MB with its tables) into every binary that deserializes a
+/// `Process`.
 fn is_cpu_list(s: &str) -> bool {
     fn is_number(n: &str) -> bool {
         !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
