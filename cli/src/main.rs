@@ -421,7 +421,13 @@ fn is_engine_command(args: &[String]) -> bool {
     // A runtime container is a directory with its record (not `..`, and not the engine's
     // own directories there, such as `netns`).
     routes_to_engine(args, std::path::Path::new("config.json").exists(), &|id| {
-        !id.contains('/') && id != "." && id != ".." && root.join(id).join("state.json").is_file()
+        !id.contains('/')
+            && id != "."
+            && id != ".."
+            && root
+                .join(id)
+                .join(berth_backend_linux::state::STATE_FILE)
+                .is_file()
     })
 }
 
